@@ -1,0 +1,3 @@
+from prompt_lsp.cli import main
+
+raise SystemExit(main())
