@@ -1,0 +1,41 @@
+"""Diagnostics computed from a document model and what it references. LSP-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prompt_lsp.checks import examples as example_checks
+from prompt_lsp.checks import front_matter, template
+from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
+from prompt_lsp.format.examples import load_examples
+from prompt_lsp.format.model import PromptDocument
+
+
+def check_document(
+    doc: PromptDocument, path: Path | None = None, *, default_model: str | None = None
+) -> list[Finding]:
+    """Every finding for `doc`, a file at `path` (examples are resolved from its folder)."""
+    examples = load_examples(doc, path)
+    example_names = examples.variable_names if examples else None
+    findings: list[Finding] = [
+        *template.check_problems(doc),
+        *front_matter.check_keys(doc),
+        *front_matter.check_values(doc),
+        *front_matter.check_model(doc),
+        *front_matter.check_metrics(doc),
+        *template.check_variables(doc, example_names),
+        *template.check_filters(doc),
+        *template.check_token_balance(doc),
+        *template.check_foreign_tokens(doc, default_model),
+        *template.check_messages(doc),
+        *example_checks.check_examples_file(doc, examples, path),
+    ]
+    if examples is not None and not examples.error:
+        findings += example_checks.check_example_variables(doc, examples)
+        findings += example_checks.check_expected(doc, examples)
+        findings += example_checks.check_context(doc, examples, default_model)
+    findings.sort(key=lambda f: (f.range.start, f.severity))
+    return findings
+
+
+__all__ = ["Finding", "Fix", "Location", "Severity", "TextEdit", "check_document"]

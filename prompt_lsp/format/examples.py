@@ -1,0 +1,259 @@
+"""Examples attached to a prompt: JSONL, JSON, CSV, YAML files or an inline list.
+
+Parsing is pure (`parse_examples`); `load_examples` reads the file and caches the result by
+(path, mtime, size), so checks on every keystroke cost one `stat`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prompt_lsp.format.model import PromptDocument
+
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+}
+RESERVED_COLUMNS = ("id", "expected")
+MAX_EXAMPLES_BYTES = 50_000_000
+
+
+@dataclass(frozen=True)
+class Example:
+    index: int  # 0-based position
+    id: str  # the example's `id`, else its 1-based number
+    inputs: dict[str, Any]
+    expected: Any
+    has_expected: bool
+    line: int  # 0-based line in its source (the examples file, or the prompt when inline)
+
+
+@dataclass(frozen=True)
+class ExampleProblem:
+    line: int  # 0-based line in the examples file
+    message: str
+
+
+@dataclass
+class ExampleSet:
+    source: Path | None  # the examples file; None when inline
+    examples: list[Example] = field(default_factory=list)
+    problems: list[ExampleProblem] = field(default_factory=list)
+    error: str | None = None  # the file could not be read at all
+    missing: bool = False  # the file does not exist
+
+    @property
+    def variable_names(self) -> set[str]:
+        return {name for example in self.examples for name in example.inputs}
+
+
+def examples_path(doc: PromptDocument, prompt_path: Path | None) -> Path | None:
+    """The examples file named by `examples:`, resolved against the prompt's folder."""
+    value = doc.metadata.get("examples")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute() and prompt_path is not None:
+        path = prompt_path.parent / path
+    return path
+
+
+def load_examples(doc: PromptDocument, prompt_path: Path | None) -> ExampleSet | None:
+    """The prompt's examples; None when it has no `examples:`. Never raises."""
+    value = doc.metadata.get("examples")
+    if isinstance(value, list):
+        lines = [
+            e.value_range.start.line
+            for e in doc.entries
+            if len(e.path) == 2 and e.path[0] == "examples"
+        ]
+        return _from_records(value, lines, None)
+    path = examples_path(doc, prompt_path)
+    if path is None:
+        return None
+    return load_examples_file(path)
+
+
+def load_examples_file(path: Path) -> ExampleSet:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return ExampleSet(path, missing=True, error=f"{path.name} does not exist")
+    except OSError as err:
+        return ExampleSet(path, error=f"cannot read {path.name}: {err.strerror}")
+    if not path.is_file():
+        return ExampleSet(path, error=f"{path.name} is not a file")
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+_cache: dict[str, tuple[tuple[int, int], ExampleSet]] = {}
+
+
+def _load_cached(path: str, mtime_ns: int, size: int) -> ExampleSet:
+    hit = _cache.get(path)
+    if hit and hit[0] == (mtime_ns, size):
+        return hit[1]
+    result = _read_file(Path(path), size)
+    _cache[path] = ((mtime_ns, size), result)
+    return result
+
+
+def _read_file(path: Path, size: int) -> ExampleSet:
+    if size > MAX_EXAMPLES_BYTES:
+        return ExampleSet(
+            path, error=f"{path.name} is larger than {MAX_EXAMPLES_BYTES // 1_000_000} MB"
+        )
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        return ExampleSet(path, error=f"{path.name} is not UTF-8 text")
+    except OSError as err:
+        return ExampleSet(path, error=f"cannot read {path.name}: {err.strerror}")
+    result = parse_examples(text, FORMATS.get(path.suffix.lower(), "jsonl"))
+    result.source = path
+    return result
+
+
+def parse_examples(text: str, kind: str) -> ExampleSet:
+    """Parse examples text of `kind` ("jsonl", "json", "csv", "yaml")."""
+    if kind == "csv":
+        return _parse_csv(text)
+    if kind in ("json", "yaml"):
+        return _parse_structured(text)
+    return _parse_jsonl(text)
+
+
+def _parse_jsonl(text: str) -> ExampleSet:
+    records: list[Any] = []
+    lines: list[int] = []
+    problems: list[ExampleProblem] = []
+    for number, line in enumerate(text.splitlines()):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        try:
+            records.append(json.loads(line))
+            lines.append(number)
+        except json.JSONDecodeError as err:
+            problems.append(ExampleProblem(number, f"invalid JSON: {err.msg} (column {err.colno})"))
+    result = _from_records(records, lines, None)
+    result.problems[:0] = problems
+    return result
+
+
+def _parse_structured(text: str) -> ExampleSet:
+    """JSON or YAML: composed with YAML (a superset of JSON) to keep each item's line."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else []
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        return ExampleSet(
+            None,
+            problems=[ExampleProblem(mark.line if mark else 0, f"invalid syntax: {err.problem}")],
+        )
+    except (yaml.YAMLError, ValueError, TypeError) as err:
+        return ExampleSet(None, problems=[ExampleProblem(0, f"invalid syntax: {err}")])
+    finally:
+        loader.dispose()
+    if isinstance(data, dict) and isinstance(data.get("examples"), list):
+        node = next(v for k, v in node.value if k.value == "examples")
+        data = data["examples"]
+    if not isinstance(data, list):
+        return ExampleSet(None, problems=[ExampleProblem(0, "expected a list of examples")])
+    lines = (
+        [item.start_mark.line for item in node.value] if isinstance(node, yaml.SequenceNode) else []
+    )
+    return _from_records(data, lines, None)
+
+
+def _parse_csv(text: str) -> ExampleSet:
+    reader = csv.DictReader(io.StringIO(text))
+    records: list[Any] = []
+    lines: list[int] = []
+    problems: list[ExampleProblem] = []
+    start = 1
+    try:
+        for row in reader:
+            if None in row:
+                problems.append(ExampleProblem(start, "more fields than the header has columns"))
+            elif any(value is None for value in row.values()):
+                problems.append(ExampleProblem(start, "fewer fields than the header has columns"))
+            else:
+                records.append(_csv_record(row))
+                lines.append(start)
+            start = reader.line_num
+    except csv.Error as err:
+        problems.append(ExampleProblem(reader.line_num, f"invalid CSV: {err}"))
+    result = _from_records(records, lines, None)
+    result.problems[:0] = problems
+    return result
+
+
+def _csv_record(row: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = {"input": {k: v for k, v in row.items() if k not in RESERVED_COLUMNS}}
+    for column in RESERVED_COLUMNS:
+        if column in row:
+            record[column] = row[column]
+    return record
+
+
+def _from_records(records: list[Any], lines: list[int], source: Path | None) -> ExampleSet:
+    result = ExampleSet(source)
+    for index, record in enumerate(records):
+        line = lines[index] if index < len(lines) else 0
+        if not isinstance(record, dict):
+            result.problems.append(
+                ExampleProblem(
+                    line, 'an example must be an object like {"input": {...}, "expected": ...}'
+                )
+            )
+            continue
+        inputs = record.get("input", record.get("inputs"))
+        if inputs is None:
+            inputs = {k: v for k, v in record.items() if k not in RESERVED_COLUMNS}
+        if not isinstance(inputs, dict):
+            result.problems.append(
+                ExampleProblem(line, "`input` must be an object of variable values")
+            )
+            continue
+        number = len(result.examples)
+        example_id = record.get("id")
+        result.examples.append(
+            Example(
+                index=number,
+                id=str(example_id) if example_id not in (None, "") else str(number + 1),
+                inputs={str(k): v for k, v in inputs.items()},
+                expected=record.get("expected"),
+                has_expected="expected" in record and record["expected"] not in (None, ""),
+                line=line,
+            )
+        )
+    return result
+
+
+def clear_cache() -> None:
+    _cache.clear()
+
+
+__all__ = [
+    "Example",
+    "ExampleProblem",
+    "ExampleSet",
+    "examples_path",
+    "load_examples",
+    "load_examples_file",
+    "parse_examples",
+    "clear_cache",
+]

@@ -1,0 +1,80 @@
+"""`parse(text)`: a `.prompt` file's text to its document model. Never raises."""
+
+from __future__ import annotations
+
+from prompt_lsp.catalog.tokens import lookup_token
+from prompt_lsp.format.body import find_tokens, split_messages
+from prompt_lsp.format.frontmatter import parse_front_matter
+from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
+from prompt_lsp.format.template import analyse_template
+from prompt_lsp.format.text import OffsetMap, split_lines
+
+# Past these sizes only the front matter is analysed: a prompt is never this large on purpose,
+# and the editor must stay responsive on whatever is opened.
+MAX_ANALYSED_CHARS = 1_000_000
+MAX_ANALYSED_LINES = 20_000
+FENCE = "---"
+
+
+def parse(text: str) -> PromptDocument:
+    lines = split_lines(text)
+    doc = PromptDocument(text=text, lines=lines)
+    try:
+        _parse_into(doc)
+    except Exception as err:  # a parser bug must not take the editor down
+        doc.problems.append(
+            Problem("parse-error", f"Internal parser error: {err!r}", Range.of(0, 0))
+        )
+    return doc
+
+
+def _parse_into(doc: PromptDocument) -> None:
+    lines = doc.lines
+    if lines[0].rstrip() == FENCE:
+        _read_front_matter(doc)
+    if len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES:
+        doc.truncated = True
+        return
+    body_lines = lines[doc.body_start_line :]
+    if not body_lines:
+        return
+    doc.messages = split_messages(body_lines, doc.body_start_line)
+    body = "\n".join(body_lines)
+    analysis = analyse_template(body, doc.body_start_line)
+    doc.names, doc.blocks, doc.template_ok = analysis.names, analysis.blocks, analysis.ok
+    doc.problems.extend(analysis.problems)
+    declared = {str(t) for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
+    doc.tokens = find_tokens(
+        body,
+        analysis.data_spans,
+        OffsetMap(body, doc.body_start_line),
+        lambda t: t in declared or lookup_token(t) is not None,
+    )
+
+
+def _read_front_matter(doc: PromptDocument) -> None:
+    lines = doc.lines
+    close = next((i for i in range(1, len(lines)) if lines[i].rstrip() in (FENCE, "...")), None)
+    doc.has_front_matter = True
+    if close is None:
+        doc.problems.append(
+            Problem(
+                "yaml-syntax",
+                "Front matter is not closed: add a line `---` after it.",
+                Range.of(0, 0, end=len(lines[0])),
+            )
+        )
+        close = len(lines)
+        doc.body_start_line = len(lines)
+    else:
+        doc.body_start_line = close + 1
+    end_line = min(close, len(lines) - 1)
+    doc.front_matter_range = Range(Position(0, 0), Position(end_line, len(lines[end_line])))
+    front = parse_front_matter("\n".join(lines[1:close]), first_line=1)
+    doc.metadata = front.metadata
+    doc.entries = front.entries
+    doc.schema = front.schema
+    doc.has_schema = front.has_schema
+    doc.defaults = front.defaults
+    doc.default_entries = front.default_entries
+    doc.problems.extend(front.problems)
