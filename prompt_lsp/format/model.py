@@ -107,6 +107,7 @@ class PromptDocument:
     lines: list[str]
     has_front_matter: bool = False
     front_matter_range: Range | None = None  # from the opening `---` to the closing one
+    front_matter_closed: bool = False  # the closing `---` is there
     body_start_line: int = 0  # first line of the template body
     metadata: dict[str, Any] = field(default_factory=dict)  # front matter, aliases resolved
     entries: list[Entry] = field(default_factory=list)

@@ -68,6 +68,7 @@ def _read_front_matter(doc: PromptDocument) -> None:
         doc.body_start_line = len(lines)
     else:
         doc.body_start_line = close + 1
+        doc.front_matter_closed = True
     end_line = min(close, len(lines) - 1)
     doc.front_matter_range = Range(Position(0, 0), Position(end_line, len(lines[end_line])))
     front = parse_front_matter("\n".join(lines[1:close]), first_line=1)

@@ -1,0 +1,92 @@
+"""Quick fixes: the checks' fixes as code actions; creating a missing examples file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from prompt_lsp.checks.findings import Finding, Fix
+from prompt_lsp.server.convert import to_diagnostic
+from prompt_lsp.server.diagnostics import DiagnosticsScheduler
+from prompt_lsp.server.server import PromptServer, contained
+from prompt_lsp.server.state import DocumentState
+
+CREATE_FILE = "prompt-lsp.createExamplesFile"
+
+
+@attrs.define
+class CreateFileArgs:
+    uri: str  # the prompt whose examples file it is
+    path: str
+    content: str
+
+
+def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
+    @ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+    )
+    @contained(default=None)
+    def code_action(
+        ls: PromptServer, params: types.CodeActionParams
+    ) -> list[types.CodeAction] | None:
+        state = ls.state(params.text_document.uri)
+        if state is None or state.findings is None:
+            return None
+        wanted = state.positions.from_client_range(params.range)
+        actions = []
+        for finding in state.findings:
+            if finding.range.start > wanted.end or finding.range.end < wanted.start:
+                continue
+            diagnostic = to_diagnostic(finding, state.positions, state.uri)
+            actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
+        return actions or None
+
+    @ls.command(CREATE_FILE)
+    @contained()
+    def create_examples_file(ls: PromptServer, args: CreateFileArgs) -> None:
+        path = Path(args.path)
+        if path.exists():
+            ls.show_to_client(
+                f"{path.name} already exists: nothing was overwritten.", types.MessageType.Warning
+            )
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(args.content, encoding="utf-8")
+        if args.uri.startswith("file:"):
+            scheduler.recheck_readers_of(Path(to_fs_path(args.uri)).parent / path)
+        ls.spawn(
+            ls.window_show_document_async(
+                types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
+            )
+        )
+
+
+def _action(
+    state: DocumentState, finding: Finding, fix: Fix, diagnostic: types.Diagnostic
+) -> types.CodeAction:
+    if fix.create_file is not None:
+        # done by the server, so it works in clients without resource operations
+        command = types.Command(
+            fix.title,
+            CREATE_FILE,
+            [CreateFileArgs(state.uri, str(fix.create_file), fix.file_content)],
+        )
+        return types.CodeAction(
+            fix.title,
+            kind=types.CodeActionKind.QuickFix,
+            diagnostics=[diagnostic],
+            command=command,
+            is_preferred=fix.preferred,
+        )
+    edits = [types.TextEdit(state.positions.range(e.range), e.new_text) for e in fix.edits]
+    return types.CodeAction(
+        fix.title,
+        kind=types.CodeActionKind.QuickFix,
+        diagnostics=[diagnostic],
+        edit=types.WorkspaceEdit(changes={state.uri: edits}),
+        is_preferred=fix.preferred or None,
+    )

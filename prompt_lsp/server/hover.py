@@ -1,0 +1,146 @@
+"""Hover: what a variable, special token, model, metric, filter or front matter key is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lsprotocol import types
+
+from prompt_lsp.catalog.metrics import METRICS
+from prompt_lsp.catalog.models import lookup_model
+from prompt_lsp.catalog.tokens import lookup_token
+from prompt_lsp.format.examples import load_examples
+from prompt_lsp.format.keys import SECTIONS
+from prompt_lsp.format.model import Position, Range
+from prompt_lsp.format.template import environment
+from prompt_lsp.server.completion import JINJA_TAGS, ROLE_DOCS
+from prompt_lsp.server.context import key_at, name_at, token_at
+from prompt_lsp.server.server import PromptServer, contained
+from prompt_lsp.server.state import DocumentState
+
+SAMPLE_VALUES = 3
+MAX_VALUE_CHARS = 80
+
+# Extra hover providers (the evaluation comparison); the first non-None answer wins.
+HoverProvider = Callable[[PromptServer, DocumentState, Position], "str | None"]
+providers: list[HoverProvider] = []
+
+
+def register(ls: PromptServer) -> None:
+    @ls.feature(types.TEXT_DOCUMENT_HOVER)
+    @contained(default=None)
+    def hover(ls: PromptServer, params: types.HoverParams) -> types.Hover | None:
+        state = ls.state(params.text_document.uri)
+        if state is None:
+            return None
+        pos = state.positions.from_client(params.position)
+        for provider in providers:
+            text = provider(ls, state, pos)
+            if text:
+                return _hover(text, None, state)
+        found = describe(state, pos)
+        if found is None:
+            return None
+        return _hover(found[0], found[1], state)
+
+
+def _hover(text: str, rng: Range | None, state: DocumentState) -> types.Hover:
+    return types.Hover(
+        contents=types.MarkupContent(types.MarkupKind.Markdown, text),
+        range=state.positions.range(rng) if rng else None,
+    )
+
+
+def describe(state: DocumentState, pos: Position) -> tuple[str, Range | None] | None:
+    doc = state.doc
+    if (use := name_at(doc, pos)) is not None:
+        text = {
+            "variable": lambda: _variable(state, use.name),
+            "local": lambda: f"`{use.name}`: local name bound in the template",
+            "filter": lambda: _jinja_callable("filter", use.name, environment().filters),
+            "test": lambda: _jinja_callable("test", use.name, environment().tests),
+            "tag": lambda: f"`{{% {use.name} %}}`: {JINJA_TAGS.get(use.name, 'Jinja tag')}",
+        }[use.kind]()
+        return text, use.range
+    if (token := token_at(doc, pos)) is not None:
+        return _token(state, token.text), token.range
+    for message in doc.messages:
+        if message.marker_range is not None and message.marker_range.contains(pos):
+            return f"**{message.role}:** {ROLE_DOCS[message.role]}", message.marker_range
+    key = key_at(doc, pos)
+    if key is not None:
+        return _key(state, key.path, key.on_key, pos)
+    return None
+
+
+def _variable(state: DocumentState, name: str) -> str:
+    doc = state.doc
+    field = doc.schema_field(name)
+    lines = [
+        f"**{name}**"
+        + (f": `{field.type}`" if field else "")
+        + (" (optional)" if field and field.optional else "")
+    ]
+    if field and field.description:
+        lines.append(field.description)
+    if name in doc.defaults:
+        lines.append(f"Default: `{_short(doc.defaults[name])}`")
+    if field is None and name not in doc.defaults:
+        lines.append("Not declared in `input.schema`.")
+    examples = load_examples(doc, state.path)
+    if examples and examples.examples:
+        values = [e.inputs[name] for e in examples.examples if name in e.inputs]
+        distinct = list(dict.fromkeys(_short(v) for v in values))[:SAMPLE_VALUES]
+        if distinct:
+            lines.append(f"Examples ({len(values)} of {len(examples.examples)} give it):")
+            lines.extend(f"- `{v}`" for v in distinct)
+    return "\n\n".join(lines)
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _jinja_callable(kind: str, name: str, table: dict) -> str:
+    func = table.get(name)
+    if func is None:
+        return f"Unknown Jinja {kind} `{name}`."
+    doc = (func.__doc__ or "").strip().split("\n\n")[0]
+    return f"**{name}** (Jinja {kind})\n\n{' '.join(doc.split())}"
+
+
+def _token(state: DocumentState, text: str) -> str:
+    token = lookup_token(text)
+    if token is not None:
+        return f"**{text}** — {token.family} special token\n\n{token.meaning}"
+    if text in (state.doc.metadata.get("tokens") or []):
+        return f"**{text}** — declared in this file's `tokens:`"
+    return f"**{text}** — a tag of this prompt (not a model special token)"
+
+
+def _key(
+    state: DocumentState, path: tuple[str, ...], on_key: bool, pos: Position
+) -> tuple[str, Range | None] | None:
+    doc = state.doc
+    key = path[-1]
+    if not on_key and path == ("model",) and doc.model_id:
+        info = lookup_model(doc.model_id)
+        if info is None:
+            return f"**{doc.model_id}**\n\nNot in litellm's model list.", None
+        return f"**{info.id}**\n\n{info.describe()}", None
+    if path[:1] == ("metrics",) or (path[-2:-1] == ("-",) and path[0] == "metrics"):
+        line = doc.lines[pos.line]
+        for name, info in METRICS.items():
+            if name in line:
+                return f"**{name}**\n\n{info.description}", None
+    spec = SECTIONS.get(path[:-1], {}).get(key)
+    if spec is not None:
+        example = f"\n\n```yaml\n{spec.example}\n```" if spec.example else ""
+        return f"**{key}** ({spec.kind})\n\n{spec.doc}{example}", None
+    if path[:-1] == ("input", "schema"):
+        field = doc.schema_field(key.rstrip("?"))
+        if field is not None:
+            return _variable(state, field.name), None
+    return None

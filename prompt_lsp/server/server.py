@@ -1,0 +1,135 @@
+"""The language server object: documents, settings, logging and error containment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from prompt_lsp import __version__
+from prompt_lsp.format import parse
+from prompt_lsp.server.convert import Positions
+from prompt_lsp.server.state import DocumentState, Settings
+
+log = logging.getLogger("prompt_lsp")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PromptServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("prompt-lsp", __version__)
+        self.settings = Settings()
+        self._states: dict[str, DocumentState] = {}
+        self.initialization_options: Any = None
+        self.background: set[asyncio.Task] = set()  # keeps fire-and-forget tasks alive
+
+    # ------------------------------------------------------------ documents
+
+    @property
+    def encoding(self) -> str:
+        return str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+
+    def state(self, uri: str) -> DocumentState | None:
+        """The parsed state of an open document at its current version (parsed at most once)."""
+        document = self.workspace.text_documents.get(uri)
+        if document is None:
+            return None
+        text = document.source
+        cached = self._states.get(uri)
+        if cached is not None and cached.version == document.version and cached.doc.text == text:
+            return cached
+        doc = parse(text)
+        path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
+        state = DocumentState(uri, document.version, doc, path, Positions(doc.lines, self.encoding))
+        self._states[uri] = state
+        return state
+
+    def forget(self, uri: str) -> None:
+        self._states.pop(uri, None)
+
+    def open_states(self) -> list[DocumentState]:
+        return [
+            s for uri in list(self.workspace.text_documents) if (s := self.state(uri)) is not None
+        ]
+
+    def workspace_root(self, path: Path | None) -> Path | None:
+        """The workspace folder holding `path` (the deepest), else the root the client gave."""
+        folders = [Path(to_fs_path(f.uri)) for f in self.workspace.folders.values()]
+        if self.workspace.root_path:
+            folders.append(Path(self.workspace.root_path))
+        if path is not None:
+            holding = [f for f in folders if f in path.parents]
+            if holding:
+                return max(holding, key=lambda f: len(f.parts))
+        return None
+
+    # ------------------------------------------------------------ background work
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
+
+    # ------------------------------------------------------------ messages
+
+    def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
+        log.info(message)
+        with contextlib.suppress(Exception):  # no client yet
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def show_to_client(
+        self, message: str, kind: types.MessageType = types.MessageType.Info
+    ) -> None:
+        try:
+            self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+        except Exception:
+            log.info(message)
+
+
+def contained(default: Any = None) -> Callable[[F], F]:
+    """A handler that fails logs why through window/logMessage and answers `default`:
+    one bad request never takes the server down."""
+
+    def decorate(handler: F) -> F:
+        def report(ls: PromptServer, err: Exception) -> Any:
+            detail = "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=6))
+            ls.log_to_client(
+                f"{handler.__name__} failed: {err!r}\n{detail}", types.MessageType.Error
+            )
+            return default() if callable(default) else default
+
+        if inspect.iscoroutinefunction(handler):
+
+            @functools.wraps(handler)
+            async def run_async(ls: PromptServer, *args: Any) -> Any:
+                try:
+                    return await handler(ls, *args)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    return report(ls, err)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(handler)
+        def run(ls: PromptServer, *args: Any) -> Any:
+            try:
+                return handler(ls, *args)
+            except Exception as err:
+                return report(ls, err)
+
+        return run  # type: ignore[return-value]
+
+    return decorate
