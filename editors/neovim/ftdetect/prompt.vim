@@ -1,0 +1,1 @@
+autocmd BufRead,BufNewFile *.prompt,*.prompty setfiletype prompt

@@ -1,0 +1,67 @@
+"""A real editor: headless Neovim loads editors/neovim the way a user does and talks to the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "editors" / "neovim"
+SCRIPTS = Path(__file__).resolve().parent / "nvim"
+
+pytestmark = [
+    pytest.mark.neovim,
+    pytest.mark.skipif(
+        shutil.which("nvim") is None, reason="nvim is not installed (.ci/run installs it)"
+    ),
+]
+
+HAIKU = """\
+---
+name: haiku
+input:
+  schema:
+    topic: string, what the haiku is about
+examples:
+  - {input: {topic: autumn rain}, expected: "rain on the roof"}
+---
+user:
+Write a haiku about {{ topic }} in a {{ mood }} tone.
+<start_of_turn>
+"""
+
+
+def run_nvim(
+    script: str, prompt: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "PROMPT_LSP_NVIM_PLUGIN": str(PLUGIN),
+        "PROMPT_LSP_PYTHON": sys.executable,
+        "PROMPT_FILE": str(prompt),
+        **env,
+    }
+    return subprocess.run(
+        ["nvim", "--headless", "--clean", "-u", "NONE", "-S", str(SCRIPTS / script)],
+        cwd=prompt.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_editing_features_in_neovim(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "haiku.prompt"
+    prompt.write_text(HAIKU)
+    result = run_nvim("editing.lua", prompt)
+    assert result.returncode == 0, result.stderr
+    for step in ("diagnostics ok", "completion ok", "hover ok", "quick fix ok"):
+        assert step in result.stderr
