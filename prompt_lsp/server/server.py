@@ -38,7 +38,10 @@ class PromptServer(LanguageServer):
 
     @property
     def encoding(self) -> str:
-        return str(self.workspace.position_encoding or types.PositionEncodingKind.Utf16)
+        encoding = self.workspace.position_encoding or types.PositionEncodingKind.Utf16
+        # pygls hands over the enum when the client lists no encodings: str() of it would be
+        # "PositionEncodingKind.Utf16", which Positions takes for code points.
+        return str(getattr(encoding, "value", encoding))
 
     def state(self, uri: str) -> DocumentState | None:
         """The parsed state of an open document at its current version (parsed at most once)."""
