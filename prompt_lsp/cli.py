@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prompt_lsp import __version__
+from prompt_lsp.format.model import Range
 
 PROMPT_SUFFIXES = (".prompt", ".prompty")
 SKIPPED_DIRS = {".git", ".prompt-lsp", "node_modules", ".venv", "venv", "__pycache__"}
@@ -87,25 +88,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_prompt_files(paths: Sequence[str]) -> list[Path]:
+def find_prompt_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The prompt files under `paths`, and one message per path that is not there."""
     files: list[Path] = []
+    problems: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(_walk(path)))
+            files.extend(sorted(_walk(path, set())))
         elif path.is_file():
             files.append(path)
         elif not path.exists():
-            raise UsageError(f"{raw}: no such file or directory")
+            problems.append(f"{raw}: no such file or directory")
         else:
-            raise UsageError(f"{raw}: not a regular file")
-    return files
+            problems.append(f"{raw}: not a regular file")
+    return files, problems
 
 
-def _walk(directory: Path) -> Iterator[Path]:
-    for child in directory.iterdir():
+def _walk(directory: Path, seen: set[Path]) -> Iterator[Path]:
+    real = directory.resolve()
+    if real in seen:  # a symlink loop
+        return
+    seen.add(real)
+    try:
+        children = list(directory.iterdir())
+    except OSError as err:
+        print(f"prompt-lsp: {directory}: cannot list: {err.strerror}", file=sys.stderr)
+        return
+    for child in children:
         if child.is_dir() and child.name not in SKIPPED_DIRS:
-            yield from _walk(child)
+            yield from _walk(child, seen)
         elif child.suffix in PROMPT_SUFFIXES and child.is_file():
             yield child
 
@@ -114,7 +126,11 @@ def _check(args: argparse.Namespace) -> int:
     from prompt_lsp.checks import Finding, Severity, check_document
     from prompt_lsp.format import parse
 
-    files = find_prompt_files(args.paths)
+    files, missing = find_prompt_files(args.paths)
+    if missing and not files:
+        raise UsageError("; ".join(missing))
+    for message in missing:
+        print(f"prompt-lsp: {message}", file=sys.stderr)
     results: list[tuple[Path, Finding]] = []
     unreadable = 0
     for path in files:
@@ -131,6 +147,8 @@ def _check(args: argparse.Namespace) -> int:
         ]
     _print_findings(results, args.format)
     errors = sum(1 for _, f in results if f.severity == Severity.ERROR)
+    if missing:
+        return 2  # a usage problem, reported above; the other paths were still checked
     if args.format == "text":
         warnings = sum(1 for _, f in results if f.severity == Severity.WARNING)
         print(
@@ -140,13 +158,12 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if errors or unreadable else 0
 
 
-def _where(path: Path, finding) -> tuple[str, int, int]:
+def _where(path: Path, finding) -> tuple[str, Range]:
     """The place to print: the examples file's line when the finding is really there."""
     target = finding.elsewhere
     if target is not None and target.path is not None:
-        return _display(target.path), target.range.start.line + 1, target.range.start.character + 1
-    rng = target.range if target is not None else finding.range
-    return _display(path), rng.start.line + 1, rng.start.character + 1
+        return _display(target.path), target.range
+    return _display(path), target.range if target is not None else finding.range
 
 
 def _display(path: Path) -> str:
@@ -163,14 +180,14 @@ def _print_findings(results, output_format: str) -> None:
     if output_format == "json":
         records = []
         for path, finding in results:
-            file, line, column = _where(path, finding)
+            file, rng = _where(path, finding)
             records.append(
                 {
                     "path": file,
-                    "line": line,
-                    "column": column,
-                    "end_line": finding.range.end.line + 1,
-                    "end_column": finding.range.end.character + 1,
+                    "line": rng.start.line + 1,
+                    "column": rng.start.character + 1,
+                    "end_line": rng.end.line + 1,
+                    "end_column": rng.end.character + 1,
                     "severity": finding.severity.label,
                     "code": finding.code,
                     "message": finding.message,
@@ -181,7 +198,8 @@ def _print_findings(results, output_format: str) -> None:
         print()
         return
     for path, finding in results:
-        file, line, column = _where(path, finding)
+        file, rng = _where(path, finding)
+        line, column = rng.start.line + 1, rng.start.character + 1
         if output_format == "github":
             message = finding.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
             level = _GITHUB_LEVEL[int(finding.severity)]

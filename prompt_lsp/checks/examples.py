@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from prompt_lsp.checks.findings import Finding, Fix, Location, Severity
 from prompt_lsp.checks.front_matter import metric_entries
 from prompt_lsp.format.examples import ExampleSet, examples_path
 from prompt_lsp.format.model import PromptDocument, Range
-from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.format.render import RenderError, render_text, split_rendered
 
 MAX_REPORTED = 20  # per code: a broken 5,000-line file must not drown the editor
 
@@ -115,14 +116,17 @@ def check_example_variables(doc: PromptDocument, examples: ExampleSet) -> Iterat
         return  # the examples themselves declare the variables
     required = required_variables(doc)
     rng = examples_range(doc)
-    reported = 0
-    for example in examples.examples:
-        missing = sorted(required - set(example.inputs))
-        if not missing:
-            continue
-        reported += 1
-        if reported > MAX_REPORTED:
-            break
+    lacking = heapq.nsmallest(  # grouped by input names: one set difference per group
+        MAX_REPORTED,
+        (
+            (example, sorted(required - names))
+            for names, group in examples.by_input_names.items()
+            if required - names
+            for example in group
+        ),
+        key=lambda pair: pair[0].index,
+    )
+    for example, missing in lacking:
         names = ", ".join(f"'{m}'" for m in missing)
         message = f"example {example.id} lacks {names}"
         where = _line_location(examples, doc, example.line, message)
@@ -170,25 +174,32 @@ def check_context(
     limit = info.max_input_tokens if info else None
     if not limit or not examples.examples or not doc.template_ok:
         return
-    largest = max(examples.examples, key=lambda e: sum(len(str(v)) for v in e.inputs.values()))
+    largest = examples.largest
+    if largest is None:
+        return
     try:
-        messages = render_messages(doc, largest.inputs)
+        # rendering stops a good way past the limit: enough to know, without building the
+        # whole text of a loop typed half-way
+        rendered, cut = render_text(doc, largest.inputs, max_chars=limit * 8)
     except RenderError:
         return
-    text = "\n".join(m.content for m in messages)
-    if len(text) < limit:  # fewer characters than tokens allowed: cannot overflow
+    text = rendered if cut else "\n".join(m.content for m in split_rendered(rendered))
+    # A token is at least one UTF-8 byte (not one character: rare scripts take several tokens
+    # a character), so a text of no more bytes than the limit cannot overflow.
+    if len(text) <= limit and len(text.encode("utf-8", "surrogatepass")) <= limit:
         return
     tokens = count_tokens(text, model)
     if tokens <= limit:
         return
     rng = examples_range(doc)
+    count = f"over {tokens:,}" if cut else f"{tokens:,}"  # rendering stopped early
     where = Location(
-        examples.source, Range.of(largest.line, 0), f"example {largest.id}: {tokens:,} tokens"
+        examples.source, Range.of(largest.line, 0), f"example {largest.id}: {count} tokens"
     )
     yield Finding(
         "context-overflow",
         Severity.WARNING,
         rng,
-        f"Example {largest.id} renders to {tokens:,} tokens, more than {model}'s {limit:,}-token context window.",
+        f"Example {largest.id} renders to {count} tokens, more than {model}'s {limit:,}-token context window.",
         related=(where,),
     )

@@ -159,14 +159,19 @@ _RULES: list[tuple[tuple[str, ...], Any, str]] = [
 def check_values(doc: PromptDocument) -> Iterator[Finding]:
     by_path = {e.path: e for e in doc.entries}
     for path, valid, message in _RULES:
-        entry = by_path.get(path)
-        if entry is not None and not valid(entry.value):
-            yield Finding(
-                "invalid-value",
-                Severity.ERROR,
-                entry.value_range,
-                f"{message} (got {_show(entry.value)}).",
-            )
+        # Prompty keeps the call's settings in `model.options` (v2) or `model.parameters` (v1)
+        places = [path]
+        if path[0] == "config" and len(path) == 2:
+            places += [("model", "options", path[1]), ("model", "parameters", path[1])]
+        for place in places:
+            entry = by_path.get(place)
+            if entry is not None and not valid(entry.value):
+                yield Finding(
+                    "invalid-value",
+                    Severity.ERROR,
+                    entry.value_range,
+                    f"{message} (got {_show(entry.value)}).",
+                )
     yield from _check_schema_types(doc)
 
 
@@ -197,9 +202,13 @@ def check_model(doc: PromptDocument) -> Iterator[Finding]:
     model = doc.model_id
     if entry is None or model is None or is_known_model(model):
         return
-    rng = (
-        entry.value_range if isinstance(entry.value, str) else entry.key_range or entry.value_range
-    )
+    written = entry  # where the id is written: `model: id`, or Prompty's `model: {id: …}`
+    if isinstance(entry.value, dict):
+        id_entry = doc.entry("model", "id")
+        if id_entry is not None and isinstance(id_entry.value, str) and id_entry.value == model:
+            written = id_entry
+    literal = isinstance(written.value, str)
+    rng = written.value_range if literal else entry.key_range or entry.value_range
     suggestions = suggest_models(model)
     hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
     yield Finding(
@@ -207,7 +216,7 @@ def check_model(doc: PromptDocument) -> Iterator[Finding]:
         Severity.WARNING,
         rng,
         f"Unknown model '{model}': not in litellm's model list and no known provider prefix.{hint}",
-        fixes=replace_fixes(rng, suggestions, "model") if isinstance(entry.value, str) else (),
+        fixes=replace_fixes(rng, suggestions, "model") if literal else (),
     )
 
 

@@ -8,7 +8,7 @@ from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.catalog.tokens import SEED_TOKENS, family_for_model, lookup_token, token_pairs
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
 from prompt_lsp.checks.front_matter import did_you_mean, replace_fixes
-from prompt_lsp.format.model import Position, PromptDocument, Range, TokenUse
+from prompt_lsp.format.model import Entry, Position, PromptDocument, Range, SchemaField, TokenUse
 from prompt_lsp.format.template import environment
 
 _PROBLEM_SEVERITY = {"too-large": Severity.INFORMATION}
@@ -42,6 +42,8 @@ def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iter
     else:
         return
     source = "input.schema" if declared_in_front_matter else "the examples"
+    if declared_in_front_matter and doc.entry("input") is None and doc.entry("inputs"):
+        source = "inputs"
     for use in doc.variables:
         if use.name in declared:
             continue
@@ -64,11 +66,7 @@ def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iter
                 field.range,
                 f"'{field.name}' is declared but never used in the template.",
                 unnecessary=True,
-                fixes=(
-                    _remove_line_fix(
-                        field.range.start.line, f"Remove '{field.name}' from the schema"
-                    ),
-                ),
+                fixes=_remove_field_fix(doc, field),
             )
 
 
@@ -82,15 +80,33 @@ def _schema_location(doc: PromptDocument) -> tuple[Location, ...]:
 
 
 def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
-    """Insert `name: string` into `input.schema`, creating the block if needed."""
+    """Insert `name: string` into `input.schema`, creating the block if needed (or into a
+    Prompty file's own `inputs:`)."""
+    prompty = _declare_in_prompty_inputs(doc, name)
+    if prompty is not None:
+        return prompty
     schema = doc.entry("input", "schema")
     line_text = f"{name}: string"
     if schema is not None and isinstance(schema.value, dict) and schema.key_range is not None:
         fields = [e for e in doc.entries if len(e.path) == 3 and e.path[:2] == ("input", "schema")]
+        value_start = schema.value_range.start
+        if schema.value and doc.lines[value_start.line][value_start.character :].startswith("{"):
+            # a flow mapping `schema: {a: string}`: add to it before its `}`
+            end = schema.value_range.end
+            return Fix(
+                f"Declare '{name}' in input.schema",
+                (TextEdit(Range.of(end.line, end.character - 1), f", {line_text}"),),
+                preferred=True,
+            )
         if fields and fields[-1].key_range is not None:
             indent = fields[-1].key_range.start.character
-            line = fields[-1].value_range.end.line
-            if fields[-1].value_range.end.character > 0 or line == fields[-1].key_range.start.line:
+            end = fields[-1].value_range.end
+            # a block value ends where the next key starts: (line, indent) belongs to that line
+            line = end.line
+            if (
+                doc.lines[end.line][: end.character].strip()
+                or line == fields[-1].key_range.start.line
+            ):
                 line += 1
         else:
             indent = schema.key_range.start.character + 2
@@ -136,8 +152,100 @@ def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
     )
 
 
-def _remove_line_fix(line: int, title: str) -> Fix:
-    return Fix(title, (TextEdit(Range(Position(line, 0), Position(line + 1, 0)), ""),))
+def _declare_in_prompty_inputs(doc: PromptDocument, name: str) -> Fix | None:
+    """Prompty's block `inputs:` (a mapping of name -> spec, or a list of `- name:` items) gets
+    the new input in its own form; adding `input.schema` would shadow it."""
+    inputs = doc.entry("inputs")
+    if doc.entry("input") is not None or inputs is None or not inputs.value:
+        return None
+    if not isinstance(inputs.value, (dict, list)) or inputs.key_range is None:
+        return None
+    start = inputs.value_range.start
+    spelled = (
+        "kind"
+        if any(isinstance(v, dict) and "kind" in v for v in _values(inputs.value))
+        else "type"
+    )
+    if doc.lines[start.line][start.character :].startswith(("{", "[")):
+        # a flow collection: add to it before its closing bracket
+        close = inputs.value_range.end
+        item = (
+            f"{{name: {name}, {spelled}: string}}"
+            if isinstance(inputs.value, list)
+            else f"{name}: {{{spelled}: string}}"
+        )
+        return Fix(
+            f"Declare '{name}' in inputs",
+            (TextEdit(Range.of(close.line, close.character - 1), f", {item}"),),
+            preferred=True,
+        )
+    items = [e for e in doc.entries if len(e.path) == 2 and e.path[0] == "inputs"]
+    if not items:
+        return None
+    end = items[-1].value_range.end
+    line = end.line + 1 if doc.lines[end.line][: end.character].strip() else end.line
+    if isinstance(inputs.value, list):
+        indent = " " * start.character
+        text = f"{indent}- name: {name}\n{indent}  {spelled}: string\n"
+    else:
+        key_range = items[-1].key_range
+        indent = " " * (key_range.start.character if key_range else start.character)
+        text = f"{indent}{name}:\n{indent}  {spelled}: string\n"
+    return Fix(
+        f"Declare '{name}' in inputs",
+        (TextEdit(Range.of(line, 0), text),),
+        preferred=True,
+    )
+
+
+def _values(collection: dict | list) -> list:
+    return list(collection.values()) if isinstance(collection, dict) else list(collection)
+
+
+def _remove_field_fix(doc: PromptDocument, field: SchemaField) -> tuple[Fix, ...]:
+    """Remove a declared input with everything under it: its lines in a block mapping or list,
+    or its `key: value` and one comma in a flow mapping."""
+    entry = _field_entry(doc, field)
+    if entry is None:
+        return ()
+    title = f"Remove '{field.name}' from the schema"
+    start = entry.key_range.start if entry.key_range is not None else entry.value_range.start
+    end = entry.value_range.end
+    before = doc.lines[start.line][: start.character]
+    if before.strip() in ("", "-"):  # a block entry, or a block list item
+        last = end.line if doc.lines[end.line][: end.character].strip() else end.line - 1
+        last = max(last, start.line)
+        return (Fix(title, (TextEdit(Range(Position(start.line, 0), Position(last + 1, 0)), ""),)),)
+    if start.line != end.line:
+        return ()
+    line = doc.lines[start.line]
+    after = line[end.character :]
+    if after.lstrip().startswith(","):  # `{spare: string, a: string}`
+        stop = end.character + len(after) - len(after.lstrip()) + 1
+        stop += len(line[stop:]) - len(line[stop:].lstrip())
+        rng = Range(start, Position(start.line, stop))
+    elif before.rstrip().endswith(","):  # `{a: string, spare: string}`
+        rng = Range(Position(start.line, len(before.rstrip()) - 1), end)
+    else:  # the only entry: `{spare: string}`
+        rng = Range(start, end)
+    return (Fix(title, (TextEdit(rng, ""),)),)
+
+
+def _field_entry(doc: PromptDocument, field: SchemaField) -> Entry | None:
+    """The front matter entry that declares `field`: the Picoschema or Prompty v1 key, or the
+    whole Prompty v2 list item whose `name:` it is."""
+    for entry in doc.entries:
+        v2_name = len(entry.path) == 3 and entry.path[0] == "inputs" and entry.path[2] == "name"
+        if v2_name and entry.value_range == field.range:
+            return doc.entry(*entry.path[:2])
+        if (
+            not v2_name
+            and entry.key_range is not None
+            and entry.key_range.start == field.range.start
+            and (entry.path[:2] == ("input", "schema") or entry.path[:1] == ("inputs",))
+        ):
+            return entry
+    return None
 
 
 def check_filters(doc: PromptDocument) -> Iterator[Finding]:
@@ -163,8 +271,15 @@ def check_filters(doc: PromptDocument) -> Iterator[Finding]:
 def check_token_balance(doc: PromptDocument) -> Iterator[Finding]:
     """An opening token needs its closing one: `<start>`/`<end>`, `<x>`/`</x>`, `[INST]`/`[/INST]`."""
     pairs = dict(token_pairs())
+    declared = {t for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
     for token in doc.tokens:
-        if _is_angle_tag(token.text) and not token.text.startswith("</"):
+        if not _is_angle_tag(token.text):
+            continue
+        if token.text in declared and _tag_partner(token.text) not in declared:
+            continue  # a special token of this file's own (`<sep>`), not a tag to close
+        if token.text.startswith("</"):
+            pairs.setdefault("<" + token.text[2:], token.text)
+        else:
             pairs.setdefault(token.text, "</" + token.text[1:])
     closers = {close: open_ for open_, close in pairs.items()}
     stacks: dict[str, list[TokenUse]] = {}
@@ -200,6 +315,11 @@ def check_token_balance(doc: PromptDocument) -> Iterator[Finding]:
                     ),
                 ),
             )
+
+
+def _tag_partner(tag: str) -> str:
+    """`</x>` for `<x>`, `<x>` for `</x>`."""
+    return "<" + tag[2:] if tag.startswith("</") else "</" + tag[1:]
 
 
 def _is_angle_tag(text: str) -> bool:

@@ -7,6 +7,7 @@ Parsing is pure (`parse_examples`); `load_examples` reads the file and caches th
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 
 from prompt_lsp.format.model import PromptDocument
+from prompt_lsp.format.text import split_lines
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -53,9 +55,31 @@ class ExampleSet:
     error: str | None = None  # the file could not be read at all
     missing: bool = False  # the file does not exist
 
+    # The properties below are computed once: a set read from a file is cached and shared by
+    # every check of the prompt, and is not changed after parsing.
+
     @property
     def variable_names(self) -> set[str]:
-        return {name for example in self.examples for name in example.inputs}
+        return set(self._variable_names)
+
+    @functools.cached_property
+    def _variable_names(self) -> frozenset[str]:
+        return frozenset(name for example in self.examples for name in example.inputs)
+
+    @functools.cached_property
+    def by_input_names(self) -> dict[frozenset[str], list[Example]]:
+        """The examples grouped by the set of input names they give (usually one or two)."""
+        groups: dict[frozenset[str], list[Example]] = {}
+        for example in self.examples:
+            groups.setdefault(frozenset(example.inputs), []).append(example)
+        return groups
+
+    @functools.cached_property
+    def largest(self) -> Example | None:
+        """The example with the most input text."""
+        if not self.examples:
+            return None
+        return max(self.examples, key=lambda e: sum(len(str(v)) for v in e.inputs.values()))
 
 
 def examples_path(doc: PromptDocument, prompt_path: Path | None) -> Path | None:
@@ -138,7 +162,9 @@ def _parse_jsonl(text: str) -> ExampleSet:
     records: list[Any] = []
     lines: list[int] = []
     problems: list[ExampleProblem] = []
-    for number, line in enumerate(text.splitlines()):
+    # Lines end at \n, \r\n or \r only, as in the editor: `str.splitlines` would also split at
+    # U+2028 and other separators that JSON strings may hold raw.
+    for number, line in enumerate(split_lines(text)):
         if not line.strip() or line.lstrip().startswith("//"):
             continue
         try:
@@ -153,7 +179,11 @@ def _parse_jsonl(text: str) -> ExampleSet:
 
 def _parse_structured(text: str) -> ExampleSet:
     """JSON or YAML: composed with YAML (a superset of JSON) to keep each item's line."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first: a ReaderError
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position)
+        return ExampleSet(None, problems=[ExampleProblem(line, f"invalid syntax: {err.reason}")])
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else []
@@ -179,21 +209,30 @@ def _parse_structured(text: str) -> ExampleSet:
 
 
 def _parse_csv(text: str) -> ExampleSet:
-    reader = csv.DictReader(io.StringIO(text))
+    # csv.reader rather than DictReader: DictReader skips blank rows internally, so the line a
+    # row starts on could not be known.
+    reader = csv.reader(io.StringIO(text))
     records: list[Any] = []
     lines: list[int] = []
     problems: list[ExampleProblem] = []
-    start = 1
+    header: list[str] | None = None
     try:
-        for row in reader:
-            if None in row:
+        while True:
+            start = reader.line_num  # 0-based line where the next row begins
+            row = next(reader, None)
+            if row is None:
+                break
+            if not row:
+                continue  # a blank line
+            if header is None:
+                header = row
+            elif len(row) > len(header):
                 problems.append(ExampleProblem(start, "more fields than the header has columns"))
-            elif any(value is None for value in row.values()):
+            elif len(row) < len(header):
                 problems.append(ExampleProblem(start, "fewer fields than the header has columns"))
             else:
-                records.append(_csv_record(row))
+                records.append(_csv_record(dict(zip(header, row, strict=True))))
                 lines.append(start)
-            start = reader.line_num
     except csv.Error as err:
         problems.append(ExampleProblem(reader.line_num, f"invalid CSV: {err}"))
     result = _from_records(records, lines, None)

@@ -26,9 +26,15 @@ class FrontMatter:
     problems: list[Problem] = field(default_factory=list)
 
 
+_YAML_ONLY_BREAKS = {0x85: " ", 0x2028: " ", 0x2029: " "}
+
+
 def parse_front_matter(text: str, first_line: int) -> FrontMatter:
     """Parse the YAML between the `---` lines; `first_line` is the file line of its first line."""
     result = FrontMatter()
+    # YAML also breaks lines at NEL, LS and PS; the editor does not. One space each keeps every
+    # YAML position on the editor's line and column.
+    text = text.translate(_YAML_ONLY_BREAKS)
     root, data = _compose(text, first_line, result.problems)
     if root is None:
         return result
@@ -43,12 +49,24 @@ def parse_front_matter(text: str, first_line: int) -> FrontMatter:
         return result
     _walk(root, data, (), first_line, result.entries)
     result.metadata = _resolve_aliases(data)
-    _read_inputs(result, first_line)
+    _read_inputs(result, text.split("\n"), first_line)
     return result
 
 
 def _compose(text: str, first_line: int, problems: list[Problem]) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters first: a ReaderError
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position)
+        col = err.position - (text.rfind("\n", 0, err.position) + 1)
+        problems.append(
+            Problem(
+                "yaml-syntax",
+                f"Invalid YAML: {err.reason} (character {chr(err.character)!r}).",
+                Range.of(first_line + line, col, end=col + 1),
+            )
+        )
+        return None, None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -81,12 +99,32 @@ def _node_range(node: yaml.Node, first_line: int) -> Range:
     )
 
 
-def _walk(node: yaml.Node, value: Any, path: tuple, first_line: int, out: list[Entry]) -> None:
+def _walk(
+    node: yaml.Node,
+    value: Any,
+    path: tuple,
+    first_line: int,
+    out: list[Entry],
+    seen: set[int] | None = None,
+) -> None:
+    """Record an Entry for every key and list item. A node reached a second time (a YAML alias
+    `*a`) is not walked again: that would loop on a recursive alias and blow up exponentially on
+    nested ones ("billion laughs")."""
+    if seen is None:
+        seen = set()
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode) and isinstance(value, dict):
-        for key_node, value_node in node.value:
+        last = {
+            key_node.value: index
+            for index, (key_node, _) in enumerate(node.value)
+            if isinstance(key_node, yaml.ScalarNode)
+        }
+        for index, (key_node, value_node) in enumerate(node.value):
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str) or key not in value:
-                continue
+            if not isinstance(key, str) or key not in value or last[key] != index:
+                continue  # not a string key, or a duplicate the later one overrides
             child = value[key]
             out.append(
                 Entry(
@@ -96,11 +134,11 @@ def _walk(node: yaml.Node, value: Any, path: tuple, first_line: int, out: list[E
                     child,
                 )
             )
-            _walk(value_node, child, path + (key,), first_line, out)
+            _walk(value_node, child, path + (key,), first_line, out, seen)
     elif isinstance(node, yaml.SequenceNode) and isinstance(value, list):
         for index, (item_node, item) in enumerate(zip(node.value, value, strict=False)):
             out.append(Entry(path + (index,), None, _node_range(item_node, first_line), item))
-            _walk(item_node, item, path + (index,), first_line, out)
+            _walk(item_node, item, path + (index,), first_line, out, seen)
 
 
 # ---------------------------------------------------------------- aliases
@@ -119,8 +157,27 @@ def _resolve_aliases(data: dict[str, Any]) -> dict[str, Any]:
         meta["config"] = {CONFIG_ALIASES.get(k, k): v for k, v in config.items()}
     if "examples" not in meta and "sample" in meta:
         sample = meta["sample"]
+        if isinstance(sample, str):
+            sample = _prompty_file_ref(sample)
         meta["examples"] = [{"input": sample}] if isinstance(sample, dict) else sample
     return meta
+
+
+def _prompty_file_ref(value: str) -> str:
+    """Prompty's `${file:sample.json}` reference: the path inside it."""
+    value = value.strip()
+    if value.startswith("${file:") and value.endswith("}"):
+        return value[len("${file:") : -1].strip()
+    return value
+
+
+# Prompty v1 `configuration.type` values -> litellm provider prefixes ("" = none needed).
+_PROMPTY_PROVIDERS = {
+    "openai": "",
+    "azure_openai": "azure",
+    "azure": "azure",
+    "serverless": "azure_ai",
+}
 
 
 def _prompty_model(model: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -128,12 +185,15 @@ def _prompty_model(model: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     options = model.get("options") or model.get("parameters") or {}
     model_id = model.get("id")
     if not model_id:
-        configuration = model.get("configuration") or {}
+        configuration = model.get("configuration") or model.get("connection") or {}
         if isinstance(configuration, dict):
             name = configuration.get("name") or configuration.get("azure_deployment")
             provider = configuration.get("type")
+            if provider is None and configuration.get("azure_deployment"):
+                provider = "azure"
+            provider = _PROMPTY_PROVIDERS.get(str(provider), provider) if provider else ""
             if name:
-                model_id = f"{provider}/{name}" if provider and provider != "openai" else name
+                model_id = f"{provider}/{name}" if provider else name
     return (str(model_id) if model_id else None), (options if isinstance(options, dict) else {})
 
 
@@ -142,7 +202,9 @@ def _prompty_model(model: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
 _PICO_KEY = re.compile(r"^(?P<name>[A-Za-z_][\w]*)(?P<optional>\?)?(?:\((?P<paren>[^)]*)\))?$")
 
 
-def _read_inputs(result: FrontMatter, first_line: int) -> None:
+def _read_inputs(result: FrontMatter, lines: list[str], first_line: int) -> None:
+    """`input.schema` / `input.default`, or Prompty's `inputs:`. `lines` is the front matter's
+    text (its first line is file line `first_line`), to find where each type is written."""
     meta = result.metadata
     entry_of = {e.path: e for e in result.entries}
     input_block = meta.get("input")
@@ -151,7 +213,7 @@ def _read_inputs(result: FrontMatter, first_line: int) -> None:
         if "schema" in input_block:
             result.has_schema = True
         if isinstance(schema, dict):
-            _read_picoschema(schema, ("input", "schema"), entry_of, result)
+            _read_picoschema(schema, ("input", "schema"), entry_of, result, (lines, first_line))
         defaults = input_block.get("default")
         if isinstance(defaults, dict):
             result.defaults = dict(defaults)
@@ -159,12 +221,14 @@ def _read_inputs(result: FrontMatter, first_line: int) -> None:
                 entry = entry_of.get(("input", "default", name))
                 if entry:
                     result.default_entries[name] = entry
-    elif "inputs" in meta:
+    elif isinstance(meta.get("inputs"), (dict, list)):  # not `inputs: ${file:inputs.json}`
         result.has_schema = True
         _read_prompty_inputs(meta["inputs"], entry_of, result)
 
 
-def _read_picoschema(schema: dict, base: tuple, entry_of: dict, result: FrontMatter) -> None:
+def _read_picoschema(
+    schema: dict, base: tuple, entry_of: dict, result: FrontMatter, source: tuple[list[str], int]
+) -> None:
     if schema.get("type") == "object" and isinstance(schema.get("properties"), dict):
         required = set(schema.get("required") or [])
         for name, prop in schema["properties"].items():
@@ -189,7 +253,7 @@ def _read_picoschema(schema: dict, base: tuple, entry_of: dict, result: FrontMat
                 SchemaField(str(key), "invalid", "", False, _name_range(entry, str(key)))
             )
             continue
-        type_name, description, type_range = _pico_type(match.group("paren"), value, entry)
+        type_name, description, type_range = _pico_type(match.group("paren"), value, entry, source)
         result.schema.append(
             SchemaField(
                 name=match.group("name"),
@@ -203,11 +267,15 @@ def _read_picoschema(schema: dict, base: tuple, entry_of: dict, result: FrontMat
         )
 
 
-def _pico_type(paren: str | None, value: Any, entry: Entry | None) -> tuple[str, str, Range | None]:
-    """Type and description of one Picoschema line, and where the type is written."""
-    if paren is not None:
+def _pico_type(
+    paren: str | None, value: Any, entry: Entry | None, source: tuple[list[str], int]
+) -> tuple[str, str, Range | None]:
+    """Type and description of one Picoschema line, and where the type is written (None when
+    it cannot be pinned down: a multi-line or escaped scalar)."""
+    if paren is not None:  # `name(type, description): …`: the type is inside the key
         type_name, _, description = paren.partition(",")
-        return type_name, description, entry.key_range if entry else None
+        where = entry.key_range if entry else None
+        return type_name, description, _locate(type_name, where, source, after="(")
     if isinstance(value, dict):
         return "object", "", None
     if isinstance(value, list):
@@ -215,11 +283,35 @@ def _pico_type(paren: str | None, value: Any, entry: Entry | None) -> tuple[str,
     if value is None:
         return "any", "", None
     type_name, _, description = str(value).partition(",")
-    type_range = None
-    if entry and entry.value_range.start.line == entry.value_range.end.line:
-        start = entry.value_range.start
-        type_range = Range(start, Position(start.line, start.character + len(type_name)))
-    return type_name, description, type_range
+    return type_name, description, _locate(type_name, entry.value_range if entry else None, source)
+
+
+def _locate(
+    word: str, where: Range | None, source: tuple[list[str], int], after: str = ""
+) -> Range | None:
+    """The range of `word` (stripped) as written inside the one-line range `where`: after the
+    first `after` in it, past an opening quote. None when the text there is not `word`."""
+    word = word.strip()
+    lines, first_line = source
+    if where is None or not word or where.start.line != where.end.line:
+        return None
+    index = where.start.line - first_line
+    if not 0 <= index < len(lines):
+        return None
+    text = lines[index]
+    column = where.start.character
+    if after:
+        found = text.find(after, column, where.end.character)
+        if found < 0:
+            return None
+        column = found + len(after)
+    elif text[column : column + 1] in ("'", '"'):
+        column += 1
+    while column < len(text) and text[column] in " \t":
+        column += 1
+    if text[column : column + len(word)] != word:
+        return None
+    return Range(Position(where.start.line, column), Position(where.start.line, column + len(word)))
 
 
 def _read_prompty_inputs(inputs: Any, entry_of: dict, result: FrontMatter) -> None:
@@ -240,16 +332,28 @@ def _read_prompty_inputs(inputs: Any, entry_of: dict, result: FrontMatter) -> No
         elif "default" in spec_dict:
             result.defaults[name] = spec_dict["default"]
         rng = entry.value_range if path[-1] == "name" and entry else _name_range(entry, name)
+        kind = str(spec_dict.get("type") or spec_dict.get("kind") or "any").lower()
         result.schema.append(
             SchemaField(
                 name=name,
-                type=str(spec_dict.get("type") or spec_dict.get("kind") or "any").lower(),
+                type=_PROMPTY_KINDS.get(kind, kind),
                 description=str(spec_dict.get("description", "")),
                 optional=not spec_dict.get("required", True) or "default" in spec_dict,
                 range=rng,
                 raw_type=str(spec_dict.get("type") or spec_dict.get("kind") or ""),
             )
         )
+
+
+# Prompty kinds and types that are spelt differently from Picoschema's.
+_PROMPTY_KINDS = {
+    "float": "number",
+    "int": "integer",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "object",
+    "thread": "array",  # a list of chat messages
+}
 
 
 def _name_range(entry: Entry | None, name: str) -> Range:

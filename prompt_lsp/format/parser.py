@@ -6,7 +6,7 @@ from prompt_lsp.catalog.tokens import lookup_token
 from prompt_lsp.format.body import find_tokens, split_messages
 from prompt_lsp.format.frontmatter import parse_front_matter
 from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
-from prompt_lsp.format.template import analyse_template
+from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import OffsetMap, split_lines
 
 # Past these sizes only the front matter is analysed: a prompt is never this large on purpose,
@@ -30,7 +30,7 @@ def parse(text: str) -> PromptDocument:
 
 def _parse_into(doc: PromptDocument) -> None:
     lines = doc.lines
-    if lines[0].rstrip() == FENCE:
+    if lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
         _read_front_matter(doc)
     if len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES:
         doc.truncated = True
@@ -40,8 +40,12 @@ def _parse_into(doc: PromptDocument) -> None:
         return
     doc.messages = split_messages(body_lines, doc.body_start_line)
     body = "\n".join(body_lines)
-    analysis = analyse_template(body, doc.body_start_line)
-    doc.names, doc.blocks, doc.template_ok = analysis.names, analysis.blocks, analysis.ok
+    analysis = analyse_template_cached(body, doc.body_start_line)
+    doc.names, doc.blocks, doc.template_ok = (
+        list(analysis.names),
+        list(analysis.blocks),
+        analysis.ok,
+    )
     doc.problems.extend(analysis.problems)
     declared = {str(t) for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
     doc.tokens = find_tokens(

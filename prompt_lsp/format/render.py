@@ -6,11 +6,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from prompt_lsp.format.body import split_messages
 from prompt_lsp.format.model import PromptDocument
+from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import split_lines
 
 
@@ -29,20 +30,61 @@ class RenderError(Exception):
 
 @functools.cache
 def _strict_environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+    # optimized=False: the constant-folding optimizer rewrites the tree it compiles, and the
+    # tree here is shared with the analysis (see _compiled); rendering gives the same text
+    return SandboxedEnvironment(
+        undefined=StrictUndefined, keep_trailing_newline=True, optimized=False
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(body: str, first_line: int) -> Template:
+    """The body compiled once: an evaluation renders it for every example, and the checks render
+    it on every check. It is compiled from the tree `parse` already built for this body (its
+    analysis is cached), which saves lexing and parsing a long prompt a second time."""
+    tree = analyse_template_cached(body, first_line).ast
+    return _strict_environment().from_string(tree if tree is not None else body)
 
 
 def render_messages(doc: PromptDocument, variables: dict[str, Any]) -> list[ChatMessage]:
     """Render the body with `input.default` merged under `variables`, then split at role markers
     (after rendering, so a loop may emit few-shot `user:`/`assistant:` turns)."""
+    text, _ = _render(doc, variables, None)
+    return split_rendered(text)
+
+
+def render_text(doc: PromptDocument, variables: dict[str, Any], max_chars: int) -> tuple[str, bool]:
+    """The rendered body as one text, cut after about `max_chars` characters, and whether it was
+    cut. For measuring on the typing path: a loop typed half-way (`range(100000)` around a long
+    input) must not build gigabytes."""
+    return _render(doc, variables, max_chars)
+
+
+def split_rendered(text: str) -> list[ChatMessage]:
+    """The messages of a rendered body (see `render_messages`)."""
+    messages = [ChatMessage(m.role, m.text) for m in split_messages(split_lines(text), 0)]
+    return [m for m in messages if m.content] or [ChatMessage("user", "")]
+
+
+def _render(
+    doc: PromptDocument, variables: dict[str, Any], max_chars: int | None
+) -> tuple[str, bool]:
     values = {**doc.defaults, **variables}
     try:
-        text = _strict_environment().from_string(doc.body).render(values)
+        template = _compiled(doc.body, doc.body_start_line)
+        if max_chars is None:
+            return template.render(values), False
+        chunks: list[str] = []
+        size = 0
+        for chunk in template.generate(values):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_chars:
+                return "".join(chunks), True
+        return "".join(chunks), False
     except TemplateError as err:
         raise RenderError(
             str(err.message if hasattr(err, "message") and err.message else err)
         ) from err
     except Exception as err:  # a filter raising on odd input, a sandbox violation
         raise RenderError(f"{type(err).__name__}: {err}") from err
-    messages = [ChatMessage(m.role, m.text) for m in split_messages(split_lines(text), 0)]
-    return [m for m in messages if m.content] or [ChatMessage("user", "")]
