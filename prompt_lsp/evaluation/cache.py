@@ -1,0 +1,132 @@
+"""The response cache: re-running an unchanged prompt makes no model call.
+
+`cache.sqlite3` in the state folder maps a key — the SHA-256 of the model, the rendered
+messages, the call config (secrets removed) and the repeat index — to the reply text and its
+usage. Only successful replies are stored; errors are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prompt_lsp.history.store import open_database
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    output TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    output: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float  # what the original call cost (a cache hit itself costs nothing)
+    latency_s: float  # how long the original call took
+
+
+def cache_key(
+    model: str, messages: list[dict[str, str]], config: dict[str, Any], repeat: int
+) -> str:
+    """SHA-256 over a canonical JSON of everything that determines the reply.
+
+    `config` must already be scrubbed of secrets (see providers.scrub_secrets); the key is
+    stored on disk."""
+    payload = json.dumps(
+        {"model": model, "messages": messages, "config": config, "repeat": repeat},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Thread-safe access to `cache.sqlite3`; the database is opened on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_database(self.path, _SCHEMA)
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def get(self, key: str) -> CachedReply | None:
+        with self._lock:
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT output, prompt_tokens, completion_tokens, cost, latency_s"
+                    " FROM responses WHERE key = ?",
+                    (key,),
+                )
+                .fetchone()
+            )
+        return CachedReply(*row) if row else None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedReply]:
+        """Look many keys up at once (a fully cached run of 1,000 examples in one query)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, CachedReply] = {}
+        with self._lock:
+            conn = self._connection()
+            for start in range(0, len(wanted), 500):  # stay under SQLite's variable limit
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    "SELECT key, output, prompt_tokens, completion_tokens, cost, latency_s"
+                    f" FROM responses WHERE key IN ({marks})",
+                    chunk,
+                ):
+                    found[row[0]] = CachedReply(*tuple(row)[1:])
+        return found
+
+    def put(self, key: str, model: str, reply: CachedReply) -> None:
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        key,
+                        model,
+                        reply.output,
+                        reply.prompt_tokens,
+                        reply.completion_tokens,
+                        reply.cost,
+                        reply.latency_s,
+                        time.time(),
+                    ),
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")

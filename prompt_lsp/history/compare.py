@@ -1,0 +1,180 @@
+"""Comparing two evaluated versions of a prompt: metric deltas, example changes, text diff.
+
+"Previous version" of a prompt = the latest finished (status ok) run of the same file whose
+text hash differs from the current one. Examples are matched by id; with `eval.repeat` > 1 an
+example's score is the mean over its repeats.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from prompt_lsp.history.store import ExampleResult, HistoryStore, RunRecord
+
+SCORE_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class ExampleChange:
+    """An example whose score on `metric` moved between the two versions."""
+
+    example_id: str
+    metric: str
+    before: float
+    after: float
+    before_output: str | None
+    after_output: str | None
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+
+@dataclass
+class Comparison:
+    """The current run against the previous version's run (current − previous)."""
+
+    current_run_id: str
+    current_version: str
+    previous_run_id: str
+    previous_version: str
+    previous_model: str
+    previous_finished_at: float
+    previous_aggregates: dict[str, float | None]
+    deltas: dict[str, float | None]
+    improved: list[ExampleChange] = field(default_factory=list)
+    regressed: list[ExampleChange] = field(default_factory=list)
+    diff: str = ""  # unified diff, previous text → current text
+    metric: str | None = None  # the metric example changes are judged by (the headline)
+
+
+def metric_deltas(
+    current: dict[str, float | None], previous: dict[str, float | None]
+) -> dict[str, float | None]:
+    """current − previous for every metric of the current run; None when either side is."""
+    deltas: dict[str, float | None] = {}
+    for name, value in current.items():
+        before = previous.get(name)
+        deltas[name] = None if value is None or before is None else value - before
+    return deltas
+
+
+def _mean_score_by_example(
+    results: list[ExampleResult], metric: str
+) -> dict[str, tuple[float, str | None]]:
+    """Mean score over repeats per example id, with the first repeat's output."""
+    sums: dict[str, list[float]] = {}
+    outputs: dict[str, str | None] = {}
+    for result in results:
+        outputs.setdefault(result.id, result.output)
+        score = result.scores.get(metric)
+        if score is not None:
+            sums.setdefault(result.id, []).append(score)
+    return {key: (sum(values) / len(values), outputs[key]) for key, values in sums.items()}
+
+
+def example_changes(
+    current: list[ExampleResult], previous: list[ExampleResult], metric: str
+) -> tuple[list[ExampleChange], list[ExampleChange]]:
+    """(improved, regressed) examples on `metric`, biggest moves first."""
+    after = _mean_score_by_example(current, metric)
+    before = _mean_score_by_example(previous, metric)
+    improved: list[ExampleChange] = []
+    regressed: list[ExampleChange] = []
+    for example_id, (score_after, output_after) in after.items():
+        if example_id not in before:
+            continue
+        score_before, output_before = before[example_id]
+        change = ExampleChange(
+            example_id, metric, score_before, score_after, output_before, output_after
+        )
+        if score_after > score_before + SCORE_EPSILON:
+            improved.append(change)
+        elif score_after < score_before - SCORE_EPSILON:
+            regressed.append(change)
+    improved.sort(key=lambda c: -c.delta)
+    regressed.sort(key=lambda c: c.delta)
+    return improved, regressed
+
+
+def text_diff(before: str, after: str, before_name: str, after_name: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=before_name,
+        tofile=after_name,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def compare_runs(
+    store: HistoryStore,
+    current: RunRecord,
+    previous: RunRecord,
+    current_results: list[ExampleResult] | None = None,
+    current_text: str | None = None,
+) -> Comparison:
+    """Compare two recorded runs (the current one's results and text may be passed in)."""
+    results_now = (
+        current_results if current_results is not None else store.results_for_run(current.id)
+    )
+    results_before = store.results_for_run(previous.id)
+    headline = current.headline
+    improved, regressed = (
+        example_changes(results_now, results_before, headline) if headline else ([], [])
+    )
+    text_now = current_text
+    if text_now is None:
+        text_now = store.version_text(current.file, current.version) or ""
+    text_before = store.version_text(previous.file, previous.version) or ""
+    return Comparison(
+        current_run_id=current.id,
+        current_version=current.version,
+        previous_run_id=previous.id,
+        previous_version=previous.version,
+        previous_model=previous.model,
+        previous_finished_at=previous.finished_at,
+        previous_aggregates=dict(previous.aggregates),
+        deltas=metric_deltas(current.aggregates, previous.aggregates),
+        improved=improved,
+        regressed=regressed,
+        diff=text_diff(
+            text_before,
+            text_now,
+            f"{previous.file}@{previous.version[:8]}",
+            f"{current.file}@{current.version[:8]}",
+        ),
+        metric=headline,
+    )
+
+
+def compare_with_previous(
+    store: HistoryStore,
+    current: RunRecord,
+    current_results: list[ExampleResult] | None = None,
+    current_text: str | None = None,
+) -> Comparison | None:
+    """Compare a run with the previous evaluated version of its file; None when there is none."""
+    previous = store.previous_version_run(current.file, current.version)
+    if previous is None:
+        return None
+    return compare_runs(store, current, previous, current_results, current_text)
+
+
+def last_two_versions(store: HistoryStore, file: str) -> tuple[RunRecord, RunRecord] | None:
+    """The latest ok runs of the two most recently evaluated versions: (current, previous)."""
+    latest: RunRecord | None = None
+    for run in store.runs_for_file(file, limit=1000):
+        if run.status != "ok":
+            continue
+        if latest is None:
+            latest = run
+        elif run.version != latest.version:
+            return latest, run
+    return None
+
+
+def latest_run_for_version(store: HistoryStore, file: str, version: str) -> RunRecord | None:
+    """The latest finished run of this exact text; indexed, cheap enough for every edit."""
+    return store.latest_run_for_version(file, version)

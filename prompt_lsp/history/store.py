@@ -1,0 +1,395 @@
+"""The history of evaluations: prompt versions, runs and per-example results, in SQLite.
+
+`history.sqlite3` lives in the state folder (see `paths`). It is opened in WAL mode with a busy
+timeout, and every write is one short `BEGIN IMMEDIATE` transaction, so two editors (or an
+editor and a CI job) can record runs into the same file at once without losing either.
+A run and all of its results are written together, so a reader never sees half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 15_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    file TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    text TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    PRIMARY KEY (file, sha)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    version TEXT NOT NULL,
+    model TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    aggregates TEXT NOT NULL,
+    stdev TEXT NOT NULL,
+    cost REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    n_ok INTEGER NOT NULL,
+    n_failed INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    duration_s REAL NOT NULL,
+    repeat INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_version ON runs (file, version, status, finished_at);
+CREATE INDEX IF NOT EXISTS runs_by_file ON runs (file, status, finished_at);
+CREATE TABLE IF NOT EXISTS results (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    example_index INTEGER NOT NULL,
+    repeat INTEGER NOT NULL,
+    example_id TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    expected TEXT NOT NULL,
+    output TEXT,
+    scores TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    latency_s REAL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    error TEXT,
+    cached INTEGER NOT NULL,
+    PRIMARY KEY (run_id, example_index, repeat)
+);
+"""
+
+
+@dataclass
+class ExampleResult:
+    """One model call on one example (one repeat of it) and its scores."""
+
+    index: int  # the example's 0-based position
+    id: str  # the example's id
+    inputs: dict[str, Any]
+    expected: Any
+    output: str | None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    latency_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    error: str | None = None
+    cached: bool = False
+    repeat: int = 0  # 0-based repeat number when `eval.repeat` > 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class RunRecord:
+    """One evaluation of one version of one prompt file, as history keeps it."""
+
+    id: str
+    file: str  # relative to the state root (see paths.file_key)
+    version: str  # sha256 of the prompt text
+    model: str
+    started_at: float  # unix time
+    finished_at: float
+    status: str  # "ok" | "cancelled" | "failed"
+    metrics: list[dict[str, Any]]  # [{"name": "rougeL", "threshold": 0.3}, ...]; first = headline
+    aggregates: dict[str, float | None]
+    stdev: dict[str, float]
+    cost: float
+    prompt_tokens: int
+    completion_tokens: int
+    n_ok: int
+    n_failed: int
+    total: int
+    duration_s: float
+    repeat: int = 1
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [str(m["name"]) for m in self.metrics]
+
+    @property
+    def headline(self) -> str | None:
+        names = self.metric_names
+        return names[0] if names else None
+
+
+def new_run_id() -> str:
+    """Unique across processes without coordination (two editors may record at once)."""
+    return uuid.uuid4().hex
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+class HistoryStore:
+    """Read and write `history.sqlite3`. Thread-safe; one connection per store."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_database(self.path, _SCHEMA)
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._connection()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short immediate transaction: takes the write lock up front, so a concurrent
+        writer waits (busy timeout) instead of failing half-way with SQLITE_BUSY."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ writes
+
+    def record_run(self, run: RunRecord, results: Iterable[ExampleResult], text: str) -> None:
+        """Record a run, its results and the version's text, all in one transaction."""
+        rows = [_result_row(run.id, r) for r in results]
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+                (run.file, run.version, text, run.started_at),
+            )
+            conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _run_row(run),
+            )
+            conn.executemany(
+                "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def latest_run_for_version(
+        self, file: str, version: str, statuses: tuple[str, ...] = ("ok",)
+    ) -> RunRecord | None:
+        """The latest run of this exact text (indexed; the editor asks on every edit)."""
+        marks = ",".join("?" * len(statuses))
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT * FROM runs WHERE file = ? AND version = ? AND status IN ({marks})"
+                " ORDER BY finished_at DESC LIMIT 1",
+                (file, version, *statuses),
+            ).fetchone()
+        return _run_from_row(row) if row else None
+
+    def previous_version_run(self, file: str, version: str) -> RunRecord | None:
+        """The latest finished (status ok) run of the same file with a different text."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT * FROM runs WHERE file = ? AND status = 'ok' AND version != ?"
+                " ORDER BY finished_at DESC LIMIT 1",
+                (file, version),
+            ).fetchone()
+        return _run_from_row(row) if row else None
+
+    def runs_for_file(self, file: str, limit: int = 100) -> list[RunRecord]:
+        """Newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM runs WHERE file = ? ORDER BY finished_at DESC LIMIT ?",
+                (file, limit),
+            ).fetchall()
+        return [_run_from_row(r) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_from_row(row) if row else None
+
+    def results_for_run(self, run_id: str) -> list[ExampleResult]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM results WHERE run_id = ? ORDER BY example_index, repeat",
+                (run_id,),
+            ).fetchall()
+        return [_result_from_row(r) for r in rows]
+
+    def count_results(self, run_id: str) -> int:
+        with self._read() as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return int(count)
+
+    def version_text(self, file: str, version: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT text FROM versions WHERE file = ? AND sha = ?", (file, version)
+            ).fetchone()
+        return str(row["text"]) if row else None
+
+
+# ---------------------------------------------------------------------- sqlite helpers
+
+
+def open_database(path: Path, schema: str) -> sqlite3.Connection:
+    """Open (creating if needed) a WAL-mode database with a busy timeout and `schema`.
+
+    An existing database at the current schema version is opened without a write, so the
+    editor's lookups on every edit never wait for a writer's lock. Two processes may create the
+    same file at once; switching to WAL can then meet a lock the busy handler does not cover,
+    so setup is retried briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            _create_schema(conn, schema)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _create_schema(conn: sqlite3.Connection, schema: str) -> None:
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{schema}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            )
+            return
+        except sqlite3.OperationalError as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _run_row(run: RunRecord) -> tuple[Any, ...]:
+    return (
+        run.id,
+        run.file,
+        run.version,
+        run.model,
+        run.started_at,
+        run.finished_at,
+        run.status,
+        _dumps(run.metrics),
+        _dumps(run.aggregates),
+        _dumps(run.stdev),
+        run.cost,
+        run.prompt_tokens,
+        run.completion_tokens,
+        run.n_ok,
+        run.n_failed,
+        run.total,
+        run.duration_s,
+        run.repeat,
+    )
+
+
+def _run_from_row(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        file=row["file"],
+        version=row["version"],
+        model=row["model"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        metrics=json.loads(row["metrics"]),
+        aggregates=json.loads(row["aggregates"]),
+        stdev=json.loads(row["stdev"]),
+        cost=row["cost"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        n_ok=row["n_ok"],
+        n_failed=row["n_failed"],
+        total=row["total"],
+        duration_s=row["duration_s"],
+        repeat=row["repeat"],
+    )
+
+
+def _result_row(run_id: str, result: ExampleResult) -> tuple[Any, ...]:
+    return (
+        run_id,
+        result.index,
+        result.repeat,
+        result.id,
+        _dumps(result.inputs),
+        _dumps(result.expected),
+        result.output,
+        _dumps(result.scores),
+        _dumps(result.reasons),
+        result.latency_s,
+        result.prompt_tokens,
+        result.completion_tokens,
+        result.cost,
+        result.error,
+        int(result.cached),
+    )
+
+
+def _result_from_row(row: sqlite3.Row) -> ExampleResult:
+    return ExampleResult(
+        index=row["example_index"],
+        id=row["example_id"],
+        inputs=json.loads(row["inputs"]),
+        expected=json.loads(row["expected"]),
+        output=row["output"],
+        scores=json.loads(row["scores"]),
+        reasons=json.loads(row["reasons"]),
+        latency_s=row["latency_s"],
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        cost=row["cost"],
+        error=row["error"],
+        cached=bool(row["cached"]),
+        repeat=row["repeat"],
+    )

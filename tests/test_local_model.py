@@ -1,0 +1,131 @@
+"""The embedded llama.cpp provider: prompt rendering, model resolution, and a real run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import llama_available
+
+from prompt_lsp.evaluation import session
+from prompt_lsp.evaluation.local_model import (
+    LOCAL_EXTRA_MESSAGE,
+    LocalModelError,
+    engine_for,
+    merged_stops,
+    render_plain_prompt,
+    resolve_gguf,
+)
+from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError, evaluate_prompt
+
+
+def test_render_plain_prompt_labels_roles_and_cues_the_answer() -> None:
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert render_plain_prompt(chat) == "System: Be brief.\n\nUser: Hi\n\nAssistant:"
+
+
+def test_render_plain_prompt_continues_a_cue_or_an_assistant_prefix() -> None:
+    few_shot = [
+        {"role": "user", "content": "Review: great\nSentiment: positive\nReview: bad\nSentiment:"}
+    ]
+    assert render_plain_prompt(few_shot).endswith("Review: bad\nSentiment:")
+    prefill = [
+        {"role": "user", "content": "Name a colour"},
+        {"role": "assistant", "content": "Red"},
+    ]
+    assert render_plain_prompt(prefill) == "User: Name a colour\n\nAssistant: Red"
+
+
+def test_merged_stops_keep_the_callers_first() -> None:
+    assert merged_stops(["\n"]) == ["\n", "\nUser:", "\nSystem:", "\n\n\n"]
+    assert merged_stops("END") == ["END", "\nUser:", "\nSystem:", "\n\n\n"]
+    assert merged_stops(None) == ["\nUser:", "\nSystem:", "\n\n\n"]
+
+
+def test_resolve_gguf_errors(tmp_path: Path) -> None:
+    with pytest.raises(LocalModelError, match="GGUF file not found"):
+        resolve_gguf(str(tmp_path / "absent.gguf"))
+    with pytest.raises(LocalModelError, match="unknown local model"):
+        resolve_gguf("llama-3")
+
+
+PROMPT = """
+---
+model: {model}
+config:
+  temperature: 0
+  max_tokens: 8
+  stop: ["\\n"]
+examples:
+  - {{id: fr, input: {{country: France}}, expected: Paris}}
+  - {{id: jp, input: {{country: Japan}}, expected: Tokyo}}
+metrics:
+  - {{name: contains, ignore_case: true}}
+---
+user:
+The capital of Italy is Rome.
+The capital of {{{{ country }}}} is
+"""
+
+
+async def test_missing_local_extra_is_one_clear_line(
+    write_prompt: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session, "local_extra_installed", lambda: False)
+    path = write_prompt(PROMPT.format(model="local/gemma-3-270m"))
+    with pytest.raises(EvalSetupError) as caught:
+        await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert str(caught.value) == LOCAL_EXTRA_MESSAGE
+
+
+async def test_missing_gguf_file_is_a_setup_error(write_prompt: Callable[..., Path]) -> None:
+    if not llama_available():
+        pytest.skip("llama_cpp is not installed")
+    path = write_prompt(PROMPT.format(model="local/models/absent.gguf"))
+    with pytest.raises(EvalSetupError, match="GGUF file not found: .*models/absent.gguf"):
+        await evaluate_prompt(path, path.read_text(), EvalOptions())
+
+
+@pytest.mark.local_model
+async def test_real_local_model_evaluates_two_examples(
+    write_prompt: Callable[..., Path],
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not llama_available():
+        pytest.skip("llama_cpp is not installed (pip install 'prompt-lsp[local]')")
+    path = write_prompt(PROMPT.format(model="local/gemma-3-270m"))
+    report = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert report.status == "ok" and report.n_ok == 2, [r.error for r in report.results]
+    assert report.model == "local/gemma-3-270m"
+    for result in report.results:
+        assert isinstance(result.output, str)
+        assert result.prompt_tokens > 0 and 0 < result.completion_tokens <= 8
+        assert result.cost == 0.0 and result.latency_s is not None
+    assert report.aggregates["contains"] is not None
+    assert capfd.readouterr().out == ""  # llama.cpp never writes to stdout (the LSP stream)
+
+    with monkeypatch.context() as patch:  # a fully cached run needs no model at all
+        patch.setattr(session, "local_extra_installed", lambda: False)
+        again = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert all(r.cached for r in again.results) and again.calls == 0
+
+    # local/<relative path>.gguf runs a GGUF file next to the prompt
+    embedded = resolve_gguf("gemma-3-270m")
+    (path.parent / "weights.gguf").symlink_to(embedded)
+    other = write_prompt(PROMPT.format(model="local/weights.gguf"), name="other.prompt")
+    report = await evaluate_prompt(other, other.read_text(), EvalOptions(example_ids=["fr"]))
+    assert report.n_ok == 1 and report.model == f"local/{embedded.resolve()}"
+
+
+@pytest.mark.local_model
+def test_an_abort_stops_a_generation_at_the_next_token() -> None:
+    if not llama_available():
+        pytest.skip("llama_cpp is not installed (pip install 'prompt-lsp[local]')")
+    engine = engine_for(resolve_gguf("gemma-3-270m"))
+    abort = threading.Event()
+    abort.set()
+    generation = engine.generate("Count: one, two, three,", {"max_tokens": 200}, abort)
+    assert generation.completion_tokens <= 2
