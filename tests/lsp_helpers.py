@@ -34,11 +34,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-SERVER_COMMAND = [
-    sys.executable,
-    "-c",
-    "from prompt_lsp.server import run_server; run_server()",
-]  # DEV-TEMP
+SERVER_COMMAND = [sys.executable, "-m", "prompt_lsp", "serve"]
 # Capability sets bundled with pytest-lsp: utf-16 (VS Code, Neovim 0.10) and utf-8 (Neovim 0.11);
 # VS Code takes `documentChanges` and folding limits, Neovim 0.10 has no folding capability.
 CLIENTS = ("neovim@v0.10.0", "neovim@v0.11.0", "visual_studio_code@v1.65.2")

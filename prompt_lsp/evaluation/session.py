@@ -317,8 +317,9 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
     models |= {
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
+    mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
     for model in sorted(models):
-        message = await asyncio.to_thread(model_setup_problem, model)
+        message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
             raise EvalSetupError(message)
     if gguf is not None:
@@ -431,7 +432,13 @@ async def evaluate_prompt(
         progress.start()
         with _short_gil_switches():
             outcome = await runner.run(plan.items, cancel)
-        report = _record(plan, outcome, history, started_at, time.perf_counter() - started)
+        report = _record(
+            plan,
+            outcome,
+            history if options.example_ids is None else None,
+            started_at,
+            time.perf_counter() - started,
+        )
     finally:
         history.close()
         if cache is not None:
@@ -444,11 +451,12 @@ async def evaluate_prompt(
 def _record(
     plan: RunPlan,
     outcome: RunOutcome,
-    history: HistoryStore,
+    history: HistoryStore | None,
     started_at: float,
     duration_s: float,
 ) -> RunReport:
-    """Write the run to the history (one transaction) and build the report."""
+    """Write the run to the history (one transaction) and build the report. A run of some
+    examples only (`history` None) is not a score of the version and is not recorded."""
     results = outcome.results
     aggregates, stdev = aggregate(results, plan.metrics)
     n_ok = sum(1 for r in results if r.ok)
@@ -479,9 +487,11 @@ def _record(
         duration_s=duration_s,
         repeat=plan.repeat,
     )
-    text = stored_text(plan.text, plan.doc)
-    history.record_run(run, results, text)
-    comparison = compare_with_previous(history, run, results, text)
+    comparison = None
+    if history is not None:
+        text = stored_text(plan.text, plan.doc)
+        history.record_run(run, results, text)
+        comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)
     report.comparison = comparison
     report.warnings = list(plan.warnings)

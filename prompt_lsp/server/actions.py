@@ -71,9 +71,9 @@ def _action(
     if fix.create_file is not None:
         # done by the server, so it works in clients without resource operations
         command = types.Command(
-            fix.title,
-            CREATE_FILE,
-            [CreateFileArgs(state.uri, str(fix.create_file), fix.file_content)],
+            title=fix.title,
+            command=CREATE_FILE,
+            arguments=[CreateFileArgs(state.uri, str(fix.create_file), fix.file_content)],
         )
         return types.CodeAction(
             fix.title,

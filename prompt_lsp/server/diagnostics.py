@@ -4,22 +4,21 @@ when an examples file the prompt reads changes."""
 from __future__ import annotations
 
 import asyncio
+import traceback
 from pathlib import Path
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from prompt_lsp.checks import check_document
+from prompt_lsp.checks import Finding, Severity, check_document
+from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
-from prompt_lsp.server.convert import to_diagnostic
-from prompt_lsp.server.server import PromptServer, contained
+from prompt_lsp.format.model import Range
+from prompt_lsp.server.convert import Positions, to_diagnostic
+from prompt_lsp.server.server import PromptServer, contained, is_prompt_uri
 from prompt_lsp.server.state import DocumentState
 
 EXAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".yaml", ".yml")
-
-
-def is_prompt(uri: str) -> bool:
-    return uri.endswith((".prompt", ".prompty")) or not uri.startswith("file:")
 
 
 class DiagnosticsScheduler:
@@ -31,6 +30,8 @@ class DiagnosticsScheduler:
         self.extra: dict[str, list[types.Diagnostic]] = {}  # e.g. from evaluation runs
 
     def schedule(self, uri: str, delay_ms: int | None = None) -> None:
+        if not is_prompt_uri(uri):
+            return  # e.g. an open examples file: prompt checks do not apply to it
         previous = self.pending.pop(uri, None)
         if previous is not None:
             previous.cancel()
@@ -40,18 +41,58 @@ class DiagnosticsScheduler:
     async def _run(self, uri: str, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        state = self.ls.state(uri)
-        if state is None:
+        document = self.ls.workspace.text_documents.get(uri)
+        if document is None:
             return
-        findings = await asyncio.to_thread(
-            check_document, state.doc, state.path, default_model=self.ls.settings.default_model
-        )
-        if self.ls.state(uri) is not state:
+        state = await self._parsed(uri, document.version, document.source)
+        try:
+            findings = await asyncio.to_thread(
+                check_document, state.doc, state.path, default_model=self.ls.settings.default_model
+            )
+        except Exception as err:  # a checker bug: say so, keep the editor usable
+            self.ls.log_to_client(
+                f"checking {uri} failed: {err!r}\n{traceback.format_exc(limit=6)}",
+                types.MessageType.Error,
+            )
+            findings = [
+                Finding(
+                    "internal-error",
+                    Severity.INFORMATION,
+                    Range.of(0, 0),
+                    f"prompt-lsp could not check this file ({type(err).__name__}): see its log.",
+                )
+            ]
+        current = self.ls.workspace.text_documents.get(uri)
+        if current is None or current.version != state.version:
             return  # the text changed while checking: the newer check publishes
         state.findings = findings
         self.publish(state)
         if self.pending.get(uri) is asyncio.current_task():
             del self.pending[uri]
+
+    async def _parsed(self, uri: str, version: int | None, text: str) -> DocumentState:
+        """The state of this version of the document, parsed in a worker thread if it is not
+        yet: analysing a long template takes tens of milliseconds, and requests that arrive
+        meanwhile (completion as the user resumes typing) are answered in the meantime."""
+        states = self.ls._states
+
+        def known() -> DocumentState | None:
+            state = states.get(uri)
+            if state is not None and state.version == version and state.doc.text == text:
+                return state
+            return None
+
+        if (state := known()) is not None:
+            return state
+        doc = await asyncio.to_thread(parse, text)
+        if (state := known()) is not None:
+            return state  # a request parsed it meanwhile: one state per version
+        path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
+        state = DocumentState(uri, version, doc, path, Positions(doc.lines, self.ls.encoding))
+        document = self.ls.workspace.text_documents.get(uri)
+        if document is not None and document.version == version:
+            states[uri] = state
+        return state
 
     def publish(self, state: DocumentState) -> None:
         diagnostics = [to_diagnostic(f, state.positions, state.uri) for f in state.findings or []]
@@ -77,7 +118,7 @@ def register(ls: PromptServer) -> DiagnosticsScheduler:
     @contained()
     def did_open(ls: PromptServer, params: types.DidOpenTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if is_prompt(uri):
+        if is_prompt_uri(uri):
             scheduler.schedule(uri, 0)
         else:
             scheduler.recheck_readers_of(Path(to_fs_path(uri)))
@@ -85,14 +126,14 @@ def register(ls: PromptServer) -> DiagnosticsScheduler:
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     @contained()
     def did_change(ls: PromptServer, params: types.DidChangeTextDocumentParams) -> None:
-        if is_prompt(params.text_document.uri):
+        if is_prompt_uri(params.text_document.uri):
             scheduler.schedule(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
     @contained()
     def did_save(ls: PromptServer, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if is_prompt(uri):
+        if is_prompt_uri(uri):
             scheduler.schedule(uri, 0)
         elif uri.endswith(EXAMPLE_SUFFIXES):
             scheduler.recheck_readers_of(Path(to_fs_path(uri)))
@@ -105,7 +146,7 @@ def register(ls: PromptServer) -> DiagnosticsScheduler:
         if task is not None:
             task.cancel()
         ls.forget(uri)
-        if is_prompt(uri):
+        if is_prompt_uri(uri):
             ls.text_document_publish_diagnostics(
                 types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
             )

@@ -1,10 +1,527 @@
-"""(being written)"""
+"""Evaluate in the editor: code lenses with scores and deltas, the run commands, work-done
+progress, per-example diagnostics, and the version comparison on hover.
+
+Runs happen as background tasks on the event loop (model calls are async; the local model and
+code tests run in threads), so typing, completion and diagnostics stay responsive."""
 
 from __future__ import annotations
 
-from prompt_lsp.server.diagnostics import DiagnosticsScheduler
-from prompt_lsp.server.server import PromptServer
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import attrs
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from prompt_lsp.catalog.models import DEFAULT_MODEL
+from prompt_lsp.checks.examples import examples_range
+from prompt_lsp.format.examples import Example, examples_path, load_examples
+from prompt_lsp.format.model import Position, Range
+from prompt_lsp.server import hover
+from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
+from prompt_lsp.server.evaluate_text import (
+    compare_document,
+    comparison_markdown,
+    example_lens_title,
+    rendered_document,
+    run_example_document,
+    score_title,
+)
+from prompt_lsp.server.server import PromptServer, contained
+from prompt_lsp.server.state import DocumentState
+
+EVALUATE = "prompt-lsp.evaluate"
+CANCEL = "prompt-lsp.cancelEvaluation"
+RUN_EXAMPLE = "prompt-lsp.runExample"
+SHOW_RENDERED = "prompt-lsp.showRendered"
+COMPARE = "prompt-lsp.compareWithPrevious"
+STATUS = "prompt-lsp.evaluationStatus"
+SCORE_NOTIFICATION = "promptLsp/score"
+REFRESH_EVERY_S = 0.3  # lens refreshes while running, at most this often
 
 
-def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
-    del ls, scheduler
+@attrs.define
+class UriArgs:
+    uri: str
+
+
+@attrs.define
+class ExampleArgs:
+    uri: str
+    example: str | None = None  # the example's id (or 1-based number); default the first
+
+
+@dataclass
+class Evaluation:
+    """The state of evaluations of one prompt document."""
+
+    task: asyncio.Task | None = None
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    done: int = 0
+    total: int = 0
+    failed: int = 0
+    report: Any = None  # the last finished RunReport (any version of the text)
+    examples_uri: str | None = None  # where per-example diagnostics were published
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+class Evaluations:
+    def __init__(self, ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
+        self.ls = ls
+        self.scheduler = scheduler
+        self.by_uri: dict[str, Evaluation] = {}
+        self.known: dict[tuple[str, str], Any] = {}  # (uri, text sha) -> RunReport | None
+        self._last_refresh = 0.0
+
+    def of(self, uri: str) -> Evaluation:
+        return self.by_uri.setdefault(uri, Evaluation())
+
+    # ---------------------------------------------------------------- history
+
+    def report_for(self, state: DocumentState) -> Any:
+        """The latest run of exactly this text, from memory or history (no model call)."""
+        from prompt_lsp.evaluation.session import load_last_report, text_version
+
+        key = (state.uri, text_version(state.doc.text))
+        if key not in self.known:
+            if state.path is None:
+                return None
+            try:
+                self.known[key] = load_last_report(state.path, state.doc.text, self.root(state))
+            except Exception as err:  # a broken history must not break the editor
+                self.ls.log_to_client(f"history lookup failed: {err!r}")
+                self.known[key] = None
+        return self.known[key]
+
+    def shown_report(self, state: DocumentState) -> tuple[Any, bool]:
+        """The run to show for this text: its own (from history, by hash), else the last run
+        made in this session (a cancelled or failed one, or one of an earlier text)."""
+        from prompt_lsp.evaluation.session import text_version
+
+        current = self.report_for(state)
+        if current is not None:
+            return current, False
+        evaluation = self.by_uri.get(state.uri)
+        if evaluation is None or evaluation.report is None:
+            return None, False
+        return evaluation.report, evaluation.report.version != text_version(state.doc.text)
+
+    def root(self, state: DocumentState) -> Path | None:
+        setting = self.ls.settings.history_path
+        if setting:
+            return Path(setting).expanduser()
+        return self.ls.workspace_root(state.path)
+
+    # ---------------------------------------------------------------- refresh
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_refresh < REFRESH_EVERY_S:
+            return
+        self._last_refresh = now
+        workspace = self.ls.client_capabilities.workspace
+        if workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.ls.spawn(self.ls.workspace_code_lens_refresh_async(None))
+        if force and workspace and workspace.inlay_hint and workspace.inlay_hint.refresh_support:
+            self.ls.spawn(self.ls.workspace_inlay_hint_refresh_async(None))
+
+    # ---------------------------------------------------------------- running
+
+    async def start(self, state: DocumentState) -> None:
+        evaluation = self.of(state.uri)
+        if evaluation.running:
+            self.ls.show_to_client("An evaluation of this prompt is already running.")
+            return
+        if state.path is None:
+            self.ls.show_to_client(
+                "Save the prompt to a file first: evaluation needs its folder.",
+                types.MessageType.Warning,
+            )
+            return
+        evaluation.cancel = asyncio.Event()
+        evaluation.done = evaluation.failed = 0
+        evaluation.total = _example_count(state)
+        token = await self._create_progress(state)
+        evaluation.task = self.ls.spawn(self._run(state, evaluation, token))
+        self.refresh(force=True)
+
+    async def _create_progress(self, state: DocumentState) -> str | None:
+        window = self.ls.client_capabilities.window
+        if not (window and window.work_done_progress):
+            return None
+        token = f"prompt-lsp-eval-{uuid.uuid4().hex[:12]}"
+        try:
+            await self.ls.work_done_progress.create_async(token)
+        except Exception as err:
+            self.ls.log_to_client(f"work done progress refused: {err!r}")
+            return None
+        name = state.doc.name or (state.path.stem if state.path else "prompt")
+        self.ls.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(title=f"Evaluating {name}", cancellable=True, percentage=0),
+        )
+        return token
+
+    async def _run(self, state: DocumentState, evaluation: Evaluation, token: str | None) -> None:
+        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
+
+        if token is not None:
+            future = self.ls.work_done_progress.tokens.get(token)
+            if future is not None:
+                future.add_done_callback(
+                    lambda f: evaluation.cancel.set() if f.cancelled() else None
+                )
+
+        def on_progress(event) -> None:
+            evaluation.done, evaluation.total, evaluation.failed = (
+                event.done,
+                event.total,
+                event.failed,
+            )
+            if token is not None:
+                eta = f" · {event.eta_s:.0f} s left" if event.eta_s is not None else ""
+                failed = f" · {event.failed} failed" if event.failed else ""
+                self.ls.work_done_progress.report(
+                    token,
+                    types.WorkDoneProgressReport(
+                        message=f"{event.done}/{event.total}{failed}{eta}",
+                        percentage=int(100 * event.done / event.total) if event.total else 100,
+                        cancellable=True,
+                    ),
+                )
+            self.refresh()
+
+        message = "done"
+        try:
+            report = await evaluate_prompt(
+                state.path, state.doc.text, self.options(state), on_progress, evaluation.cancel
+            )
+        except EvalSetupError as err:
+            message = f"cannot evaluate: {err}"
+            self.ls.show_to_client(f"prompt-lsp: {message}", types.MessageType.Error)
+        except asyncio.CancelledError:
+            message = "cancelled"
+            raise
+        except Exception as err:
+            message = f"evaluation failed: {err!r}"
+            self.ls.log_to_client(message, types.MessageType.Error)
+            self.ls.show_to_client(f"prompt-lsp: {message}", types.MessageType.Error)
+        else:
+            evaluation.report = report
+            self.known[(state.uri, report.version)] = report
+            message = score_title(report, edited=False)
+            self._publish_example_diagnostics(state, evaluation, report)
+            self._notify_score(state.uri, report)
+        finally:
+            if token is not None:
+                self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+                self.ls.work_done_progress.tokens.pop(token, None)
+            evaluation.task = None
+            self.refresh(force=True)
+
+    def options(self, state: DocumentState, example_ids: list[str] | None = None):
+        """Editor settings as run options; the file's front matter wins over them."""
+        from prompt_lsp.evaluation.session import EvalOptions
+
+        settings = self.ls.settings
+        eval_block = state.doc.metadata.get("eval")
+        eval_block = eval_block if isinstance(eval_block, dict) else {}
+        return EvalOptions(
+            default_model=settings.default_model,
+            concurrency=None if "concurrency" in eval_block else settings.concurrency,
+            use_cache=eval_block.get("cache", settings.cache) is not False,
+            workspace_root=self.root(state),
+            example_ids=example_ids,
+        )
+
+    # ---------------------------------------------------------------- results in the editor
+
+    def _publish_example_diagnostics(
+        self, state: DocumentState, evaluation: Evaluation, report: Any
+    ) -> None:
+        """Information diagnostics on failed and regressed examples; the next run replaces them."""
+        examples = load_examples(state.doc, state.path)
+        by_id = {e.id: e for e in examples.examples} if examples else {}
+        notes: list[tuple[Example | None, str]] = []
+        for result in report.results:
+            if result.error:
+                notes.append((by_id.get(result.id), f"example {result.id} failed: {result.error}"))
+        comparison = report.comparison
+        if comparison is not None:
+            for change in comparison.regressed:
+                notes.append(
+                    (
+                        by_id.get(change.example_id),
+                        f"example {change.example_id} regressed: {change.metric} "
+                        f"{change.before:.3f} → {change.after:.3f}",
+                    )
+                )
+        in_prompt = []
+        in_file = []
+        rng = state.positions.range(examples_range(state.doc))
+        source = examples.source if examples else None
+        for example, text in notes:
+            related = None
+            if example is not None and source is not None:
+                line_range = types.Range(
+                    types.Position(example.line, 0), types.Position(example.line, 0)
+                )
+                related = [
+                    types.DiagnosticRelatedInformation(
+                        types.Location(source.as_uri(), line_range), text
+                    )
+                ]
+                in_file.append(_info(line_range, text, "evaluation"))
+            elif example is not None:  # inline examples: the line is in the prompt
+                line = state.positions.range(
+                    Range.of(example.line, 0, end=len(state.doc.lines[example.line]))
+                )
+                in_prompt.append(_info(line, text, "evaluation"))
+                continue
+            in_prompt.append(_info(rng, text, "evaluation", related))
+        self.scheduler.extra[state.uri] = in_prompt
+        if state.findings is not None:
+            self.scheduler.publish(state)
+        if evaluation.examples_uri and (
+            source is None or evaluation.examples_uri != source.as_uri()
+        ):
+            self._publish_file(evaluation.examples_uri, [])
+        if source is not None:
+            evaluation.examples_uri = source.as_uri()
+            self._publish_file(evaluation.examples_uri, in_file)
+
+    def _publish_file(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
+        self.ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+        )
+
+    def _notify_score(self, uri: str, report: Any) -> None:
+        title = score_title(report, edited=False)
+        tooltip = f"{report.model} · {report.file} · version {report.version[:8]}"
+        self.ls.protocol.notify(SCORE_NOTIFICATION, {"uri": uri, "text": title, "tooltip": tooltip})
+
+    # ---------------------------------------------------------------- lenses
+
+    def prompt_lenses(self, state: DocumentState) -> list[types.CodeLens]:
+        evaluation = self.by_uri.get(state.uri)
+        top = types.Range(types.Position(0, 0), types.Position(0, 0))
+        args = [{"uri": state.uri}]
+
+        def lens(title: str, command: str, arguments: list | None = None) -> types.CodeLens:
+            return types.CodeLens(
+                top, types.Command(title=title, command=command, arguments=arguments or args)
+            )
+
+        if evaluation is not None and evaluation.running:
+            total = evaluation.total or "?"
+            failed = f", {evaluation.failed} failed" if evaluation.failed else ""
+            return [
+                lens(f"Evaluating {evaluation.done}/{total}{failed}…", STATUS),
+                lens("Cancel", CANCEL),
+            ]
+        lenses = []
+        shown, edited = self.shown_report(state)
+        if shown is not None:
+            lenses.append(lens(score_title(shown, edited), COMPARE))
+        count = _example_count(state)
+        if count:
+            model = _model_of(state, self.ls.settings.default_model)
+            lenses.append(
+                lens(f"▶ Evaluate ({count} example{'s' if count != 1 else ''} · {model})", EVALUATE)
+            )
+        lenses.append(lens("Show rendered prompt", SHOW_RENDERED))
+        return lenses
+
+    def example_lenses(self, uri: str) -> list[types.CodeLens]:
+        """Per-example scores in an examples file, from the last run of a prompt that reads it."""
+        path = Path(to_fs_path(uri)).resolve()
+        for state in self.ls.open_states():
+            target = examples_path(state.doc, state.path)
+            if target is None or target.resolve() != path:
+                continue
+            evaluation = self.by_uri.get(state.uri)
+            report = self.report_for(state) or (evaluation.report if evaluation else None)
+            examples = load_examples(state.doc, state.path)
+            if report is None or examples is None:
+                continue
+            by_id = {e.id: e for e in examples.examples}
+            lenses = []
+            for result in report.results:
+                example = by_id.get(result.id)
+                if example is None or result.repeat:
+                    continue
+                line = types.Range(types.Position(example.line, 0), types.Position(example.line, 0))
+                title = example_lens_title(report, result)
+                lenses.append(
+                    types.CodeLens(
+                        line,
+                        types.Command(
+                            title, RUN_EXAMPLE, [{"uri": state.uri, "example": result.id}]
+                        ),
+                    )
+                )
+            return lenses
+        return []
+
+    # ---------------------------------------------------------------- hover
+
+    def hover(self, ls: PromptServer, state: DocumentState, pos: Position) -> str | None:
+        if not _is_comparison_spot(state, pos):
+            return None
+        report, edited = self.shown_report(state)
+        return comparison_markdown(report, edited)
+
+    # ---------------------------------------------------------------- documents to show
+
+    async def show(self, state: DocumentState, name: str, text: str) -> None:
+        from prompt_lsp.history.paths import ensure_state_dir, state_root_for
+
+        root = state_root_for(state.path, self.root(state)) if state.path else None
+        if root is None:
+            self.ls.show_to_client(text)
+            return
+        out = ensure_state_dir(root / ".prompt-lsp") / "out"
+        out.mkdir(exist_ok=True)
+        target = out / name
+        target.write_text(text, encoding="utf-8")
+        window = self.ls.client_capabilities.window
+        if window and window.show_document and window.show_document.support:
+            await self.ls.window_show_document_async(
+                types.ShowDocumentParams(uri=target.as_uri(), take_focus=True)
+            )
+        else:
+            self.ls.show_to_client(f"Written to {target}")
+
+
+def _info(rng: types.Range, message: str, code: str, related=None) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=rng,
+        message=message,
+        severity=types.DiagnosticSeverity.Information,
+        code=code,
+        source="prompt-lsp",
+        related_information=related,
+    )
+
+
+def _is_comparison_spot(state: DocumentState, pos: Position) -> bool:
+    if pos.line == 0:
+        return True
+    for key in ("name", "metrics"):
+        entry = state.doc.entry(key)
+        if entry is not None and entry.key_range is not None and entry.key_range.contains(pos):
+            return True
+    return False
+
+
+def _example_count(state: DocumentState) -> int:
+    examples = load_examples(state.doc, state.path)
+    return len(examples.examples) if examples else 0
+
+
+def _model_of(state: DocumentState, default_model: str | None) -> str:
+    return state.doc.model_id or default_model or DEFAULT_MODEL
+
+
+def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
+    evaluations = Evaluations(ls, scheduler)
+    hover.providers.append(evaluations.hover)
+
+    @ls.feature(types.TEXT_DOCUMENT_CODE_LENS)
+    @contained(default=None)
+    async def code_lens(
+        ls: PromptServer, params: types.CodeLensParams
+    ) -> list[types.CodeLens] | None:
+        uri = params.text_document.uri
+        if uri.endswith(EXAMPLE_SUFFIXES):
+            return await asyncio.to_thread(evaluations.example_lenses, uri) or None
+        state = ls.state(uri)
+        if state is None:
+            return None
+        return await asyncio.to_thread(evaluations.prompt_lenses, state)
+
+    def state_for(uri: str) -> DocumentState:
+        state = ls.state(uri)
+        if state is None:
+            raise ValueError(f"{uri} is not an open .prompt document")
+        return state
+
+    @ls.command(EVALUATE)
+    @contained()
+    async def evaluate(ls: PromptServer, args: UriArgs) -> None:
+        await evaluations.start(state_for(args.uri))
+
+    @ls.command(CANCEL)
+    @contained()
+    def cancel(ls: PromptServer, args: UriArgs) -> None:
+        evaluation = evaluations.by_uri.get(args.uri)
+        if evaluation is None or not evaluation.running:
+            ls.show_to_client("No evaluation of this prompt is running.")
+            return
+        evaluation.cancel.set()
+
+    @ls.command(STATUS)
+    @contained()
+    def status(ls: PromptServer, args: UriArgs) -> None:
+        evaluation = evaluations.by_uri.get(args.uri)
+        if evaluation is not None and evaluation.running:
+            ls.show_to_client(
+                f"Evaluating: {evaluation.done}/{evaluation.total} done, {evaluation.failed} failed."
+            )
+
+    @ls.command(SHOW_RENDERED)
+    @contained()
+    async def show_rendered(ls: PromptServer, args: ExampleArgs) -> None:
+        state = state_for(args.uri)
+        name, text = rendered_document(state, args.example)
+        await evaluations.show(state, name, text)
+
+    @ls.command(COMPARE)
+    @contained()
+    async def compare(ls: PromptServer, args: UriArgs) -> None:
+        state = state_for(args.uri)
+        report = await asyncio.to_thread(evaluations.report_for, state)
+        evaluation = evaluations.by_uri.get(args.uri)
+        if report is None and evaluation is not None:
+            report = evaluation.report
+        if report is None or report.comparison is None:
+            ls.show_to_client(
+                "Nothing to compare yet: evaluate this prompt, edit it, and evaluate again."
+            )
+            return
+        name, text = compare_document(state, report)
+        await evaluations.show(state, name, text)
+
+    @ls.command(RUN_EXAMPLE)
+    @contained()
+    async def run_example(ls: PromptServer, args: ExampleArgs) -> None:
+        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
+
+        state = state_for(args.uri)
+        if state.path is None:
+            ls.show_to_client("Save the prompt to a file first.", types.MessageType.Warning)
+            return
+        examples = load_examples(state.doc, state.path)
+        if not examples or not examples.examples:
+            ls.show_to_client("This prompt has no examples.", types.MessageType.Warning)
+            return
+        wanted = args.example or examples.examples[0].id
+        options = evaluations.options(state, example_ids=[wanted])
+        try:
+            report = await evaluate_prompt(state.path, state.doc.text, options)
+        except EvalSetupError as err:
+            ls.show_to_client(
+                f"prompt-lsp: cannot run example {wanted}: {err}", types.MessageType.Error
+            )
+            return
+        name, text = run_example_document(state, report, wanted)
+        await evaluations.show(state, name, text)
+
+    return evaluations

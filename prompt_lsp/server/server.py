@@ -26,6 +26,11 @@ log = logging.getLogger("prompt_lsp")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def is_prompt_uri(uri: str) -> bool:
+    """A `.prompt`/`.prompty` file, or an unsaved buffer the client says is a prompt."""
+    return uri.endswith((".prompt", ".prompty")) or not uri.startswith("file:")
+
+
 class PromptServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("prompt-lsp", __version__)
@@ -46,7 +51,7 @@ class PromptServer(LanguageServer):
     def state(self, uri: str) -> DocumentState | None:
         """The parsed state of an open document at its current version (parsed at most once)."""
         document = self.workspace.text_documents.get(uri)
-        if document is None:
+        if document is None or not is_prompt_uri(uri):
             return None
         text = document.source
         cached = self._states.get(uri)

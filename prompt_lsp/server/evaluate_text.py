@@ -1,0 +1,189 @@
+"""Text the editor shows for evaluations: lens titles, the comparison hover, and the documents
+opened by Show rendered / Compare / Run example. Pure functions of reports."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from prompt_lsp.format.examples import load_examples
+from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.server.state import DocumentState
+
+MOST_REGRESSED = 3
+OUTPUT_CHARS = 120
+
+
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def delta(value: float | None) -> str:
+    """▲0.051 / ▼0.012 / =."""
+    if value is None:
+        return ""
+    if abs(value) < 0.0005:
+        return "="
+    return f"{'▲' if value > 0 else '▼'}{abs(value):.3f}"
+
+
+def _money(cost: float) -> str:
+    return "$0" if not cost else f"${cost:.4f}"
+
+
+def score_title(report: Any, edited: bool) -> str:
+    """`rougeL 0.412 ▲0.051 · rouge1 0.480 ▼0.012 · 12/12 ok · 4.1 s · $0.0003`."""
+    comparison = report.comparison
+    parts = []
+    for spec in report.metrics:
+        text = f"{spec.key} {score(report.aggregates.get(spec.key))}"
+        if comparison is not None:
+            change = delta(comparison.deltas.get(spec.key))
+            text += f" {change}" if change else ""
+        parts.append(text)
+    if comparison is None and parts:
+        parts[0] += " (first run)"
+    finished = report.n_ok + report.n_failed
+    if report.status == "cancelled":
+        parts.append(f"cancelled at {finished}/{report.total}")
+    else:
+        parts.append(f"{report.n_ok}/{report.total} ok")
+    parts.append(f"{report.duration_s:.1f} s")
+    parts.append(_money(report.cost))
+    title = " · ".join(parts)
+    return f"{title} (edited since)" if edited else title
+
+
+def example_lens_title(report: Any, result: Any) -> str:
+    if result.error:
+        return f"✗ {_short(result.error, 80)}"
+    headline = report.headline
+    if headline is None:
+        return "ok"
+    text = f"{headline.key} {score(result.scores.get(headline.key))}"
+    comparison = report.comparison
+    if comparison is not None:
+        for change in [*comparison.improved, *comparison.regressed]:
+            if change.example_id == result.id:
+                return f"{text} {delta(change.delta)}"
+        return f"{text} ="
+    return text
+
+
+def _short(text: str | None, width: int = OUTPUT_CHARS) -> str:
+    if not text:
+        return "(empty)"
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _when(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def changed_lines(diff: str) -> list[str]:
+    """The +/- lines of a unified diff, without its headers."""
+    return [
+        line.rstrip("\n")
+        for line in diff.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+
+
+def comparison_markdown(report: Any, edited: bool) -> str:
+    if report is None:
+        return (
+            "**Not evaluated yet.** Click **▶ Evaluate** above (or run `prompt-lsp eval FILE`) to "
+            "score this prompt on its examples; each later version is compared with the one before."
+        )
+    note = "\n\n_The text was edited since this run._" if edited else ""
+    comparison = report.comparison
+    if comparison is None:
+        rows = "\n".join(
+            f"| {m.key} | {score(report.aggregates.get(m.key))} |" for m in report.metrics
+        )
+        return (
+            f"**First evaluated version** ({report.model}, {_when(report.started_at)})\n\n"
+            f"| metric | score |\n|---|---|\n{rows}\n\nEdit the prompt and evaluate again to compare.{note}"
+        )
+    lines = [
+        f"**This version vs the previous one** ({comparison.previous_version[:8]}, "
+        f"{_when(comparison.previous_finished_at)})",
+        "",
+        "| metric | previous | current | Δ |",
+        "|---|---|---|---|",
+    ]
+    for spec in report.metrics:
+        lines.append(
+            f"| {spec.key} | {score(comparison.previous_aggregates.get(spec.key))} | "
+            f"{score(report.aggregates.get(spec.key))} | {delta(comparison.deltas.get(spec.key)) or '—'} |"
+        )
+    lines += [
+        "",
+        f"{len(comparison.improved)} examples improved, {len(comparison.regressed)} regressed.",
+    ]
+    if comparison.regressed:
+        lines += ["", "**Most regressed**"]
+        for change in comparison.regressed[:MOST_REGRESSED]:
+            lines.append(
+                f"- `{change.example_id}` {change.metric} {change.before:.3f} → {change.after:.3f}  \n"
+                f"  before: {_short(change.before_output)}  \n  now: {_short(change.after_output)}"
+            )
+    diff = changed_lines(comparison.diff)
+    if diff:
+        lines += ["", "**Changes to the prompt**", "```diff", *diff[:40], "```"]
+    return "\n".join(lines) + note
+
+
+def rendered_document(state: DocumentState, example_id: str | None) -> tuple[str, str]:
+    """(file name, markdown) of the messages for one example, or the defaults alone."""
+    examples = load_examples(state.doc, state.path)
+    chosen = None
+    if examples and examples.examples:
+        chosen = next((e for e in examples.examples if e.id == example_id), examples.examples[0])
+    stem = state.path.stem if state.path else "prompt"
+    title = f"example {chosen.id}" if chosen else "defaults only"
+    try:
+        messages = render_messages(state.doc, dict(chosen.inputs) if chosen else {})
+        body = "\n\n".join(f"### {m.role}\n\n```text\n{m.content}\n```" for m in messages)
+    except RenderError as err:
+        body = f"Cannot render: {err}"
+    return f"{stem}.rendered.md", f"# {stem} — rendered ({title})\n\n{body}\n"
+
+
+def compare_document(state: DocumentState, report: Any) -> tuple[str, str]:
+    stem = state.path.stem if state.path else "prompt"
+    comparison = report.comparison
+    text = comparison_markdown(report, edited=False)
+    return (
+        f"{stem}.compare.md",
+        f"# {stem} — comparison\n\n{text}\n\n## Full diff\n\n```diff\n{comparison.diff}```\n",
+    )
+
+
+def run_example_document(state: DocumentState, report: Any, example_id: str) -> tuple[str, str]:
+    stem = state.path.stem if state.path else "prompt"
+    result = next((r for r in report.results if r.id == example_id), None)
+    lines = [f"# {stem} — example {example_id} ({report.model})", ""]
+    if result is None:
+        lines.append("The example did not run.")
+    else:
+        lines += ["## Output", "", "```text", result.output or "", "```", ""]
+        if result.expected is not None:
+            lines += ["## Expected", "", "```text", str(result.expected), "```", ""]
+        if result.error:
+            lines += ["## Error", "", result.error, ""]
+        if result.scores:
+            lines += [
+                "## Scores",
+                "",
+                *(f"- {k}: {score(v)}" for k, v in result.scores.items()),
+                "",
+            ]
+        if result.reasons:
+            lines += [*(f"- {k}: {v}" for k, v in result.reasons.items() if v), ""]
+        latency = f"{result.latency_s:.2f} s" if result.latency_s is not None else "—"
+        lines.append(
+            f"Latency {latency} · {result.prompt_tokens}+{result.completion_tokens} tokens"
+        )
+    return f"{stem}.{example_id}.md", "\n".join(lines) + "\n"
