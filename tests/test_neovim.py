@@ -65,3 +65,34 @@ def test_editing_features_in_neovim(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     for step in ("diagnostics ok", "completion ok", "hover ok", "quick fix ok"):
         assert step in result.stderr
+
+
+CAPITALS = """\
+---
+name: capitals
+model: local/gemma-3-270m
+config: {temperature: 0, max_tokens: 6, stop: ["\\n"]}
+input:
+  schema:
+    country: string, a country
+examples:
+  - {input: {country: France}, expected: Paris}
+  - {input: {country: Japan}, expected: Tokyo}
+metrics: [rougeL]
+---
+Q: What is the capital of Spain?
+A: Madrid
+Q: What is the capital of {{ country }}?
+A:"""
+
+
+@pytest.mark.local_model
+def test_evaluate_through_the_code_lens_on_the_local_model(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "capitals.prompt"
+    prompt.write_text(CAPITALS)
+    result = run_nvim("evaluate.lua", prompt, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "score: rougeL " in result.stderr
+    assert (tmp_path / ".prompt-lsp" / "history.sqlite3").exists()
