@@ -27,7 +27,8 @@ const CLIENT_NAME = 'Prompt LSP';
 /** Files the server reads examples from; it is told when they change. */
 export const EXAMPLES_GLOB = '**/*.{jsonl,json,csv,yaml,yml}';
 /** Only our own extensions: VS Code itself has a `prompt` language for Copilot's `*.prompt.md`. */
-export const PROMPT_FILES_GLOB = '**/*.{prompt,prompty}';
+export const EXAMPLES_FILES_GLOB = '**/*.examples.{jsonl,json,csv,yaml,yml}';
+const PROMPT_FILES_GLOB = '**/*.{prompt,prompty}';
 
 export const NOT_FOUND_MESSAGE =
   'prompt-lsp server not found. Install it with `pip install prompt-lsp` or set promptLsp.serverCommand.';
@@ -217,6 +218,8 @@ class PromptLspController implements vscode.Disposable {
       documentSelector: [
         { scheme: 'file', language: LANGUAGE_ID, pattern: PROMPT_FILES_GLOB },
         { scheme: 'untitled', language: LANGUAGE_ID },
+        // examples files: per-example score lenses and evaluation diagnostics
+        { scheme: 'file', pattern: EXAMPLES_FILES_GLOB },
       ],
       initializationOptions: settings,
       synchronize: {
