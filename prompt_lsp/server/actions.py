@@ -48,7 +48,9 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.command(CREATE_FILE)
     @contained()
     def create_examples_file(ls: PromptServer, args: CreateFileArgs) -> None:
-        path = Path(args.path)
+        path = Path(args.path).expanduser()
+        if not path.is_absolute() and args.uri.startswith("file:"):
+            path = Path(to_fs_path(args.uri)).parent / path  # as `examples:` is read
         if path.exists():
             ls.show_to_client(
                 f"{path.name} already exists: nothing was overwritten.", types.MessageType.Warning
@@ -56,13 +58,14 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(args.content, encoding="utf-8")
-        if args.uri.startswith("file:"):
-            scheduler.recheck_readers_of(Path(to_fs_path(args.uri)).parent / path)
-        ls.spawn(
-            ls.window_show_document_async(
-                types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
+        scheduler.recheck_readers_of(path)
+        window = ls.client_capabilities.window
+        if window and window.show_document and window.show_document.support:
+            ls.spawn(
+                ls.window_show_document_async(
+                    types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
+                )
             )
-        )
 
 
 def _action(

@@ -3,6 +3,7 @@ model ids, metric names and examples file paths. Every item replaces the partly 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -23,7 +24,9 @@ from prompt_lsp.format.examples import FORMATS, load_examples
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.format.template import environment
+from prompt_lsp.format.text import split_lines
 from prompt_lsp.server.context import in_front_matter, yaml_path_at
+from prompt_lsp.server.convert import Positions
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -55,6 +58,20 @@ ROLE_DOCS = {
     "assistant": "Starts an assistant message: a model turn, e.g. a few-shot answer.",
 }
 MODEL_LIMIT = 100
+LOCAL_DOC = "Bound in the template before the cursor (`{% for %}`, `{% set %}` or a macro)."
+LOOP_DOC = (
+    "The enclosing `{% for %}` loop: `loop.index`, `loop.index0`, `loop.first`, `loop.last`,"
+    " `loop.length`, `loop.cycle(…)`."
+)
+SCHEMA_TYPE_DOCS = {
+    "string": "Text.",
+    "integer": "A whole number.",
+    "number": "Any number.",
+    "boolean": "`true` or `false`.",
+    "array": "A list: `array(string)` or `name(array): item type`.",
+    "object": "A mapping: `name(object):` with its fields indented below.",
+    "any": "Any value: not checked.",
+}
 
 
 def register(ls: PromptServer) -> None:
@@ -63,7 +80,7 @@ def register(ls: PromptServer) -> None:
     )
     @contained(default=None)
     def completion(ls: PromptServer, params: types.CompletionParams) -> types.CompletionList | None:
-        state = ls.state(params.text_document.uri)
+        state = typing_state(ls, params.text_document.uri)
         if state is None:
             return None
         pos = state.positions.from_client(params.position)
@@ -72,6 +89,29 @@ def register(ls: PromptServer) -> None:
             or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         )
         return complete(state, pos, invoked, ls.settings.default_model)
+
+
+def typing_state(ls: PromptServer, uri: str) -> DocumentState | None:
+    """The document's state for completion. While one body line is being typed on, the model of
+    the last parsed version serves with this version's lines: its front matter and its other
+    lines are the same, and re-analysing a long template on every keystroke costs tens of
+    milliseconds (a 2,000-line body: ~50 ms). Anything else gets a full parse."""
+    document = ls.workspace.text_documents.get(uri)
+    last = ls._states.get(uri)  # the last parsed version, not parsed again here
+    if document is None or last is None or last.version == document.version:
+        return ls.state(uri)
+    text = document.source
+    old = last.doc
+    if old.truncated or not old.front_matter_closed and old.has_front_matter:
+        return ls.state(uri)
+    lines = split_lines(text)
+    if len(lines) != len(old.lines):
+        return ls.state(uri)
+    changed = [n for n, (new, was) in enumerate(zip(lines, old.lines, strict=True)) if new != was]
+    if len(changed) > 1 or (changed and changed[0] < old.body_start_line):
+        return ls.state(uri)
+    doc = dataclasses.replace(old, text=text, lines=lines)
+    return DocumentState(uri, document.version, doc, last.path, Positions(lines, ls.encoding))
 
 
 def complete(
@@ -96,6 +136,17 @@ class _Items:
         self.pos = pos
         self.items: list[types.CompletionItem] = []
         self.incomplete = False
+        self._ranges: dict[int, types.Range] = {}  # by typed length: items share their range
+
+    def _range(self, typed_length: int) -> types.Range:
+        rng = self._ranges.get(typed_length)
+        if rng is None:
+            start = Position(self.pos.line, max(self.pos.character - typed_length, 0))
+            rng = types.Range(
+                self.state.positions.to_client(start), self.state.positions.to_client(self.pos)
+            )
+            self._ranges[typed_length] = rng
+        return rng
 
     def add(
         self,
@@ -107,11 +158,8 @@ class _Items:
         insert: str | None = None,
         sort: str | None = None,
     ) -> None:
-        """`typed` is the text already typed that the item replaces."""
-        start = Position(self.pos.line, self.pos.character - len(typed))
-        rng = types.Range(
-            self.state.positions.to_client(start), self.state.positions.to_client(self.pos)
-        )
+        """`typed` is the text already typed that the item replaces (on the cursor's line)."""
+        rng = self._range(len(typed.rsplit("\n", 1)[-1]))
         self.items.append(
             types.CompletionItem(
                 label=label,
@@ -128,6 +176,7 @@ class _Items:
 # ---------------------------------------------------------------- front matter
 
 _VALUE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:\s+(?P<value>.*)$")
+_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:(?:\s|$)")
 _KEY_TYPED = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<word>\w*)$")
 
 
@@ -155,10 +204,12 @@ def _front_matter(
                 types.CompletionItemKind.Variable,
                 word,
                 "used in the template, not declared",
+                f"Declare `{name}` as an input: `{name}: type, description`.",
                 insert=f"{name}: string, ",
             )
     elif parent in SECTIONS:
         present = {e.path[-1] for e in doc.entries if e.path[:-1] == parent}
+        present |= _keys_written(doc, parent, indent, pos.line)
         for spec in SECTIONS[parent].values():
             if spec.name in present:
                 continue
@@ -171,6 +222,21 @@ def _front_matter(
                 doc_text,
                 insert=f"{spec.name}: ",
             )
+
+
+def _keys_written(doc: PromptDocument, parent: tuple[str, ...], indent: int, skip: int) -> set[str]:
+    """Keys written in the `parent` block, read from the lines: while a key is being typed the
+    YAML does not parse, and the keys already there should still not be offered again."""
+    end = doc.body_start_line - 1 if doc.front_matter_closed else len(doc.lines)
+    keys = set()
+    for line in range(1, min(end, len(doc.lines))):
+        match = _KEY_LINE.match(doc.lines[line])
+        if line == skip or not match:
+            continue
+        own_indent = len(match.group("indent")) + len(match.group("dash") or "")
+        if own_indent == indent and yaml_path_at(doc.lines, line, indent) == parent:
+            keys.add(match.group("key").rstrip("?"))
+    return keys
 
 
 def _front_matter_value(
@@ -186,10 +252,18 @@ def _front_matter_value(
         word = typed.strip()
         if "," not in word:
             for type_name in SCHEMA_TYPES[:7]:
-                b.add(type_name, types.CompletionItemKind.TypeParameter, word, "Picoschema type")
+                b.add(
+                    type_name,
+                    types.CompletionItemKind.TypeParameter,
+                    word,
+                    "Picoschema type",
+                    SCHEMA_TYPE_DOCS.get(type_name, f"Picoschema type `{type_name}`."),
+                )
     elif parent == ("eval",) and key == "cache" or parent == ("config",) and key == "stream":
         for value in ("true", "false"):
-            b.add(value, types.CompletionItemKind.Value, typed.strip())
+            b.add(
+                value, types.CompletionItemKind.Value, typed.strip(), "boolean", f"`{key}: {value}`"
+            )
 
 
 def _model_items(b: _Items, typed: str) -> None:
@@ -226,9 +300,21 @@ def _path_items(b: _Items, prompt_path: Path | None, typed: str) -> None:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            b.add(relative + "/", types.CompletionItemKind.Folder, typed)
-        elif Path(entry.name).suffix.lower() in FORMATS:
-            b.add(relative, types.CompletionItemKind.File, typed, "examples file")
+            b.add(
+                relative + "/",
+                types.CompletionItemKind.Folder,
+                typed,
+                "folder",
+                f"`{relative}/`, relative to this prompt's folder",
+            )
+        elif (kind := FORMATS.get(Path(entry.name).suffix.lower())) is not None:
+            b.add(
+                relative,
+                types.CompletionItemKind.File,
+                typed,
+                "examples file",
+                f"`{relative}` ({kind.upper()}), relative to this prompt's folder",
+            )
 
 
 # ---------------------------------------------------------------- body
@@ -276,7 +362,7 @@ def _open_jinja(doc: PromptDocument, pos: Position) -> tuple[str, str] | None:
 
 def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, inner: str) -> None:
     env = environment()
-    if match := re.search(r"\|\s*(\w*)$", inner):
+    if match := re.search(r"\|\s*(\w*)\Z", inner):
         for name in sorted(env.filters):
             b.add(
                 name,
@@ -285,7 +371,7 @@ def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, in
                 "filter",
                 _first_doc_line(env.filters[name]),
             )
-    elif match := re.search(r"\bis\s+(?:not\s+)?(\w*)$", inner):
+    elif match := re.search(r"\bis\s+(?:not\s+)?(\w*)\Z", inner):
         for name in sorted(env.tests):
             b.add(
                 name,
@@ -297,15 +383,15 @@ def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, in
     elif opener == "{%" and (match := re.fullmatch(r"-?\s*(\w*)", inner)):
         for name, text in JINJA_TAGS.items():
             b.add(name, types.CompletionItemKind.Keyword, match.group(1), "tag", text)
-    elif re.search(r"\.\s*\w*$", inner):
+    elif re.search(r"\.\s*\w*\Z", inner):
         return  # attribute access: nothing known about the value's shape
-    elif match := re.search(r"(\w*)$", inner):
+    elif match := re.search(r"(\w*)\Z", inner):
         _variable_items(b, state, pos, match.group(1))
 
 
 def _first_doc_line(func: object) -> str:
     text = (getattr(func, "__doc__", None) or "").strip()
-    return text.split("\n\n")[0].replace("\n", " ")
+    return " ".join(text.split("\n\n")[0].split()) or "Built into Jinja."
 
 
 def _variable_items(b: _Items, state: DocumentState, pos: Position, typed: str) -> None:
@@ -345,12 +431,20 @@ def _variable_items(b: _Items, state: DocumentState, pos: Position, typed: str) 
                     types.CompletionItemKind.Variable,
                     typed,
                     "input (from the examples)",
+                    "Given by the examples (there is no `input.schema`).",
                     sort="0",
                 )
                 seen.add(name)
     for name in _locals_in_scope(doc, pos):
         if name not in seen:
-            b.add(name, types.CompletionItemKind.Variable, typed, "local", sort="1")
+            b.add(
+                name,
+                types.CompletionItemKind.Variable,
+                typed,
+                "local",
+                LOOP_DOC if name == "loop" else LOCAL_DOC,
+                sort="1",
+            )
             seen.add(name)
 
 

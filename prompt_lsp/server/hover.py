@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from lsprotocol import types
@@ -9,12 +10,12 @@ from lsprotocol import types
 from prompt_lsp.catalog.metrics import METRICS
 from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.catalog.tokens import lookup_token
-from prompt_lsp.format.examples import load_examples
+from prompt_lsp.format.examples import ExampleSet, load_examples
 from prompt_lsp.format.keys import SECTIONS
-from prompt_lsp.format.model import Position, Range
+from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import environment
 from prompt_lsp.server.completion import JINJA_TAGS, ROLE_DOCS
-from prompt_lsp.server.context import key_at, name_at, token_at
+from prompt_lsp.server.context import in_front_matter, key_at, name_at, token_at, yaml_path_at
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -67,10 +68,35 @@ def describe(state: DocumentState, pos: Position) -> tuple[str, Range | None] | 
     for message in doc.messages:
         if message.marker_range is not None and message.marker_range.contains(pos):
             return f"**{message.role}:** {ROLE_DOCS[message.role]}", message.marker_range
+    if (metric := _metric_at(doc, pos)) is not None:
+        name, rng = metric
+        return f"**{name}** (metric)\n\n{METRICS[name].description}", rng
     key = key_at(doc, pos)
     if key is not None:
         return _key(state, key.path, key.on_key, pos)
     return None
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _metric_at(doc: PromptDocument, pos: Position) -> tuple[str, Range] | None:
+    """A metric name under `metrics:` at the cursor: `- rougeL`, `- {name: rouge1}`,
+    `- name: rouge1` or `metrics: [rougeL]`."""
+    if not in_front_matter(doc, pos.line):
+        return None
+    text = doc.lines[pos.line]
+    word = next((m for m in _WORD.finditer(text) if m.start() <= pos.character <= m.end()), None)
+    if word is None or word.group() not in METRICS:
+        return None
+    stripped = text.lstrip()
+    # a list item may sit at its parent key's indentation: count the dash as one more column
+    indent = len(text) - len(stripped) + (1 if stripped.startswith("-") else 0)
+    if not stripped.startswith("metrics:") and yaml_path_at(doc.lines, pos.line, indent)[:1] != (
+        "metrics",
+    ):
+        return None
+    return word.group(), Range.of(pos.line, word.start(), end=word.end())
 
 
 def _variable(state: DocumentState, name: str) -> str:
@@ -89,12 +115,35 @@ def _variable(state: DocumentState, name: str) -> str:
         lines.append("Not declared in `input.schema`.")
     examples = load_examples(doc, state.path)
     if examples and examples.examples:
-        values = [e.inputs[name] for e in examples.examples if name in e.inputs]
-        distinct = list(dict.fromkeys(_short(v) for v in values))[:SAMPLE_VALUES]
+        given, distinct = _example_values(examples, name)
         if distinct:
-            lines.append(f"Examples ({len(values)} of {len(examples.examples)} give it):")
+            lines.append(f"Examples ({given} of {len(examples.examples)} give it):")
             lines.extend(f"- `{v}`" for v in distinct)
     return "\n\n".join(lines)
+
+
+# The examples' values per variable, for the last few example sets (a set read from a file is
+# shared until the file changes): 5,000 examples take milliseconds to go through on every hover.
+_values: dict[int, tuple[ExampleSet, dict[str, tuple[int, list[str]]]]] = {}
+
+
+def _example_values(examples: ExampleSet, name: str) -> tuple[int, list[str]]:
+    """How many examples give `name`, and the first few distinct values, shortened."""
+    held = _values.get(id(examples))
+    if held is None or held[0] is not examples:
+        while len(_values) >= 4:
+            del _values[next(iter(_values))]
+        held = _values[id(examples)] = (examples, {})
+    found = held[1].get(name)
+    if found is None:
+        given, distinct = 0, {}
+        for example in examples.examples:
+            if name in example.inputs:
+                given += 1
+                if len(distinct) < SAMPLE_VALUES:
+                    distinct.setdefault(_short(example.inputs[name]), None)
+        found = held[1][name] = (given, list(distinct))
+    return found
 
 
 def _short(value: object) -> str:
@@ -131,9 +180,9 @@ def _key(
             return f"**{doc.model_id}**\n\nNot in litellm's model list.", None
         return f"**{info.id}**\n\n{info.describe()}", None
     if path[:1] == ("metrics",) or (path[-2:-1] == ("-",) and path[0] == "metrics"):
-        line = doc.lines[pos.line]
+        words = set(_WORD.findall(doc.lines[pos.line]))
         for name, info in METRICS.items():
-            if name in line:
+            if name in words:
                 return f"**{name}**\n\n{info.description}", None
     spec = SECTIONS.get(path[:-1], {}).get(key)
     if spec is not None:

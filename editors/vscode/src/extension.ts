@@ -26,9 +26,10 @@ const CLIENT_ID = 'promptLsp';
 const CLIENT_NAME = 'Prompt LSP';
 /** Files the server reads examples from; it is told when they change. */
 export const EXAMPLES_GLOB = '**/*.{jsonl,json,csv,yaml,yml}';
-/** Only our own extensions: VS Code itself has a `prompt` language for Copilot's `*.prompt.md`. */
+/** Examples files by naming convention: the server shows per-example scores in them. */
 export const EXAMPLES_FILES_GLOB = '**/*.examples.{jsonl,json,csv,yaml,yml}';
-const PROMPT_FILES_GLOB = '**/*.{prompt,prompty}';
+/** Only our own extensions: VS Code itself has a `prompt` language for Copilot's `*.prompt.md`. */
+export const PROMPT_FILES_GLOB = '**/*.{prompt,prompty}';
 
 export const NOT_FOUND_MESSAGE =
   'prompt-lsp server not found. Install it with `pip install prompt-lsp` or set promptLsp.serverCommand.';
