@@ -41,6 +41,17 @@ class DiagnosticsScheduler:
     async def _run(self, uri: str, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        try:
+            await self._check(uri)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # e.g. publishing failed: a background task has no answer
+            self.ls.log_to_client(
+                f"diagnostics for {uri} failed: {err!r}\n{traceback.format_exc(limit=6)}",
+                types.MessageType.Error,
+            )
+
+    async def _check(self, uri: str) -> None:
         document = self.ls.workspace.text_documents.get(uri)
         if document is None:
             return

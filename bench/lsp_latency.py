@@ -1,0 +1,396 @@
+"""Latency of the language server as an editor sees it, over stdio against the real server
+(`python -m prompt_lsp serve`).
+
+The document is the 2,000-line prompt of `check_speed.py` (prose, a variable every few lines,
+loops, conditionals, role markers) with its 5,000-line JSONL examples file. Printed, as p50 / p99
+in milliseconds:
+
+- completion inside `{{ ` and after `model: `, on an unchanged version (~200 each);
+- completion inside `{{ ` right after a keystroke (the server parses the new version first);
+- hover on a variable (its examples values are read from the examples file);
+- didChange → publishDiagnostics for that version (~50), raw and minus the debounce (150 ms);
+- startup: process spawn → initialize answered, and initialize alone (several fresh servers).
+
+Targets on this machine: completion and hover p99 < 20 ms; diagnostics p99 < 100 ms after the
+debounce; startup < 500 ms.
+
+Run: python bench/lsp_latency.py [--samples N] [--diagnostics N] [--startups N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_speed import build_examples, build_prompt  # noqa: E402
+
+SERVER = [sys.executable, "-m", "prompt_lsp", "serve"]
+DEBOUNCE_MS = 150
+TIMEOUT = 30.0
+TARGETS = {"completion": 20.0, "hover": 20.0, "diagnostics": 100.0, "startup": 500.0}
+
+
+# ---------------------------------------------------------------- client
+
+
+class BenchClient(LanguageClient):
+    """A stdio client that records diagnostics as they arrive and answers the settings pull."""
+
+    def __init__(self) -> None:
+        super().__init__("prompt-lsp-bench", "1")
+        self.published: dict[tuple[str, int | None], float] = {}  # (uri, version) -> arrival
+        self.arrived = asyncio.Event()
+        self.settings: dict[str, Any] = {"debounce": DEBOUNCE_MS}
+
+        @self.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def on_publish(params: types.PublishDiagnosticsParams) -> None:
+            self.published.setdefault((params.uri, params.version), time.perf_counter())
+            self.arrived.set()
+
+        @self.feature(types.WORKSPACE_CONFIGURATION)
+        def on_configuration(params: types.ConfigurationParams) -> list[Any]:
+            return [self.settings if item.section == "promptLsp" else None for item in params.items]
+
+        @self.feature(types.WINDOW_LOG_MESSAGE)
+        def on_log(params: types.LogMessageParams) -> None:
+            if params.type == types.MessageType.Error:
+                print(f"server error: {params.message}", file=sys.stderr)
+
+        @self.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def on_register(params: types.RegistrationParams) -> None:
+            return None
+
+    async def diagnostics_for(self, uri: str, version: int) -> float:
+        """When the diagnostics of `version` arrived (perf_counter seconds)."""
+
+        async def wait() -> float:
+            while (uri, version) not in self.published:
+                self.arrived.clear()
+                await self.arrived.wait()
+            return self.published[(uri, version)]
+
+        return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+def capabilities() -> types.ClientCapabilities:
+    return types.ClientCapabilities(
+        workspace=types.WorkspaceClientCapabilities(configuration=True),
+        text_document=types.TextDocumentClientCapabilities(
+            synchronization=types.TextDocumentSyncClientCapabilities(did_save=True),
+            completion=types.CompletionClientCapabilities(
+                completion_item=types.ClientCompletionItemOptions(snippet_support=False)
+            ),
+            hover=types.HoverClientCapabilities(content_format=[types.MarkupKind.Markdown]),
+            publish_diagnostics=types.PublishDiagnosticsClientCapabilities(version_support=True),
+        ),
+        general=types.GeneralClientCapabilities(
+            position_encodings=[types.PositionEncodingKind.Utf16]
+        ),
+    )
+
+
+async def start(root: Path, settle: float = 0.0) -> tuple[BenchClient, float, float]:
+    """A fresh server, initialized; with (spawn → initialize answered, initialize sent →
+    answered) in ms. With `settle`, initialize is sent that many seconds after the spawn, when
+    the server has finished importing and waits for input: the second figure is then the
+    initialize request alone."""
+    client = BenchClient()
+    spawned = time.perf_counter()
+    await client.start_io(*SERVER)
+    if settle:
+        await asyncio.sleep(settle)
+    sent = time.perf_counter()
+    await asyncio.wait_for(
+        client.initialize_async(
+            types.InitializeParams(
+                capabilities=capabilities(),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
+                initialization_options={"promptLsp": {"debounce": DEBOUNCE_MS}},
+            )
+        ),
+        TIMEOUT,
+    )
+    done = time.perf_counter()
+    client.initialized(types.InitializedParams())
+    return client, (done - spawned) * 1000, (done - sent) * 1000
+
+
+async def stop(client: BenchClient) -> None:
+    await asyncio.wait_for(client.shutdown_async(None), TIMEOUT)
+    client.exit(None)
+    await client.stop()
+
+
+# ---------------------------------------------------------------- document helpers
+
+
+class Document:
+    """The client's copy of an open document, with incremental edits."""
+
+    def __init__(self, client: BenchClient, path: Path, text: str) -> None:
+        self.client, self.uri, self.text, self.version = client, path.as_uri(), text, 1
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                types.TextDocumentItem(uri=self.uri, language_id="prompt", version=1, text=text)
+            )
+        )
+
+    def position(self, needle: str, offset: int = 0, nth: int = 0) -> types.Position:
+        index = -1
+        for _ in range(nth + 1):
+            index = self.text.index(needle, index + 1)
+        before = self.text[: index + offset]
+        column = before[before.rfind("\n") + 1 :]
+        return types.Position(before.count("\n"), len(column.encode("utf-16-le")) // 2)
+
+    def insert(self, pos: types.Position, text: str) -> int:
+        """Insert `text` at `pos` (ASCII lines only: no unit conversion needed)."""
+        lines = self.text.split("\n")
+        line = lines[pos.line]
+        lines[pos.line] = line[: pos.character] + text + line[pos.character :]
+        self.text = "\n".join(lines)
+        self.version += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=self.uri, version=self.version
+                ),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(range=types.Range(pos, pos), text=text)
+                ],
+            )
+        )
+        return self.version
+
+    def ident(self) -> types.TextDocumentIdentifier:
+        return types.TextDocumentIdentifier(self.uri)
+
+
+async def timed(coro) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await asyncio.wait_for(coro, TIMEOUT)
+    return (time.perf_counter() - started) * 1000, result
+
+
+# ---------------------------------------------------------------- measurements
+
+
+async def measure_completion(doc: Document, pos: types.Position, samples: int) -> list[float]:
+    times = []
+    for _ in range(samples):
+        ms, result = await timed(
+            doc.client.text_document_completion_async(types.CompletionParams(doc.ident(), pos))
+        )
+        assert result is not None and result.items, "no completion items"
+        times.append(ms)
+    return times
+
+
+async def measure_hover(doc: Document, pos: types.Position, samples: int) -> list[float]:
+    times = []
+    for _ in range(samples):
+        ms, result = await timed(
+            doc.client.text_document_hover_async(types.HoverParams(doc.ident(), pos))
+        )
+        assert result is not None, "no hover"
+        times.append(ms)
+    return times
+
+
+async def measure_completion_while_typing(doc: Document, samples: int) -> list[float]:
+    """A keystroke in the prose, then completion inside `{{ `: the new version is parsed first."""
+    target = doc.position("Write for {{ ", offset=len("Write for {{ "), nth=10)
+    prose_line = target.line + 1
+    times = []
+    for n in range(samples):
+        doc.insert(types.Position(prose_line, 0), "abcdefghij"[n % 10])
+        ms, result = await timed(
+            doc.client.text_document_completion_async(types.CompletionParams(doc.ident(), target))
+        )
+        assert result is not None and result.items
+        times.append(ms)
+    return times
+
+
+async def measure_completion_during_check(doc: Document, samples: int) -> list[float]:
+    """A keystroke, a pause as long as the debounce (the check of the new version starts), then
+    completion inside `{{ `: what a user who pauses and then types on meets."""
+    target = doc.position("Write for {{ ", offset=len("Write for {{ "), nth=30)
+    line = doc.position("Write for {{ ", nth=31).line
+    times = []
+    for n in range(samples):
+        version = doc.insert(types.Position(line, 0), "pq"[n % 2])
+        await asyncio.sleep(DEBOUNCE_MS / 1000 + 0.005)
+        ms, result = await timed(
+            doc.client.text_document_completion_async(types.CompletionParams(doc.ident(), target))
+        )
+        assert result is not None and result.items
+        times.append(ms)
+        await doc.client.diagnostics_for(doc.uri, version)
+    return times
+
+
+async def measure_diagnostics(doc: Document, samples: int) -> list[float]:
+    """didChange → publishDiagnostics of that version, one change at a time."""
+    line = doc.position("Write for {{ ", nth=20).line
+    times = []
+    for n in range(samples):
+        sent = time.perf_counter()
+        version = doc.insert(types.Position(line, 0), "xyz"[n % 3])
+        arrived = await doc.client.diagnostics_for(doc.uri, version)
+        times.append((arrived - sent) * 1000)
+    return times
+
+
+# ======================================================================= PLACEHOLDER (lead)
+async def measure_completion_during_evaluation(doc: Document, samples: int) -> list[float] | None:
+    """PLACEHOLDER, to be filled in by the lead: completion latency while a 50-example
+    evaluation is in flight.
+
+    To do: start an evaluation of `doc` (the Evaluate command / code lens of
+    `prompt_lsp/server/evaluate.py`, on 50 examples, with a model slow enough to keep it running,
+    e.g. a scripted or local one), then, while it runs, time `samples` completions inside `{{ `
+    as `measure_completion` does and return the milliseconds; also check that the evaluation
+    was still running at the last sample. Returns None until written: `run` prints "skipped"."""
+    del doc, samples
+    return None
+
+
+# ======================================================================= end of placeholder
+
+
+# ---------------------------------------------------------------- report
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def report(label: str, values: list[float], target: float | None = None, minus: float = 0.0):
+    p50, p99 = percentile(values, 0.5) - minus, percentile(values, 0.99) - minus
+    verdict = (
+        ""
+        if target is None
+        else f"  target p99 < {target:.0f} ms: " + ("met" if p99 < target else "NOT met")
+    )
+    print(
+        f"{label:<46} n={len(values):<4} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
+        f"  max {max(values) - minus:7.1f} ms{verdict}"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / ".git").mkdir()
+        (root / "big.examples.jsonl").write_text(build_examples(), encoding="utf-8")
+        text = build_prompt("big.examples.jsonl")
+        path = root / "big.prompt"
+        path.write_text(text, encoding="utf-8")
+
+        startups, initializes = [], []
+        for _ in range(args.startups):
+            client, startup, _ = await start(root)
+            startups.append(startup)
+            await stop(client)
+            client, _, initialize = await start(root, settle=2.0)
+            initializes.append(initialize)
+            await stop(client)
+
+        client, _, _ = await start(root)
+        try:
+            started = time.perf_counter()
+            doc = Document(client, path, text)
+            await client.diagnostics_for(doc.uri, 1)
+            first = (time.perf_counter() - started) * 1000
+            print(
+                f"document: {len(text.splitlines()):,} lines; examples: "
+                f"{len((root / 'big.examples.jsonl').read_text().splitlines()):,} lines; "
+                f"first diagnostics after didOpen: {first:.0f} ms (examples file read cold)"
+            )
+            variable = doc.position("Write for {{ ", offset=len("Write for {{ "), nth=5)
+            model = doc.position("model: ", offset=len("model: "))
+            hover_at = doc.position("Write for {{ ", offset=len("Write for {{ ") + 1, nth=5)
+            for pos in (variable, model, hover_at):  # warm-up: catalog, caches
+                await client.text_document_completion_async(
+                    types.CompletionParams(doc.ident(), pos)
+                )
+                await client.text_document_hover_async(types.HoverParams(doc.ident(), pos))
+
+            n = args.samples
+            report(
+                "completion inside `{{ ` (same version)",
+                await measure_completion(doc, variable, n),
+                TARGETS["completion"],
+            )
+            report(
+                "completion after `model: ` (same version)",
+                await measure_completion(doc, model, n),
+                TARGETS["completion"],
+            )
+            report(
+                "hover on a variable (same version)",
+                await measure_hover(doc, hover_at, n),
+                TARGETS["hover"],
+            )
+            report(
+                "completion inside `{{ ` after a keystroke",
+                await measure_completion_while_typing(doc, n),
+                TARGETS["completion"],
+            )
+            report(
+                "completion inside `{{ ` while a check runs",
+                await measure_completion_during_check(doc, args.diagnostics),
+                TARGETS["completion"],
+            )
+            diagnostics = await measure_diagnostics(doc, args.diagnostics)
+            report("didChange → diagnostics (raw)", diagnostics)
+            report(
+                f"didChange → diagnostics (minus {DEBOUNCE_MS} ms debounce)",
+                diagnostics,
+                TARGETS["diagnostics"],
+                minus=DEBOUNCE_MS,
+            )
+            during = await measure_completion_during_evaluation(doc, n)
+            if during is None:
+                print("completion during a 50-example evaluation: skipped (not written yet)")
+            else:
+                report("completion during a 50-example evaluation", during, TARGETS["completion"])
+        finally:
+            await stop(client)
+
+        for label, values in (
+            ("startup: spawn → initialize answered", startups),
+            ("initialize alone (server already up)", initializes),
+        ):
+            median = statistics.median(values)
+            print(
+                f"{label:<46} n={len(values):<4} median {median:6.0f} ms  max {max(values):6.0f} ms"
+                f"  target < {TARGETS['startup']:.0f} ms: {'met' if median < TARGETS['startup'] else 'NOT met'}"
+            )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    options.add_argument("--samples", type=int, default=200, help="completions / hovers")
+    options.add_argument("--diagnostics", type=int, default=50, help="didChange samples")
+    options.add_argument("--startups", type=int, default=5, help="fresh servers to time")
+    return asyncio.run(run(options.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
