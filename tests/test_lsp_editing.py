@@ -805,3 +805,41 @@ async def test_settings_from_initialization_options(pushed: EditorClient):
     started = time.monotonic()
     await edit(pushed, uri, [insert_at(pos, "x")])
     assert time.monotonic() - started < DEBOUNCE_MS / 1000
+
+
+SMALL_CONTEXT = """\
+---
+model: anyscale/meta-llama/Llama-2-7b-chat-hf
+input:
+  schema:
+    text: string, a long text
+examples: long.examples.jsonl
+---
+[INST] Summarize: {{ text }} [/INST]
+"""
+
+
+async def test_context_overflow_survives_typing(nvim: EditorClient) -> None:
+    """The context check renders the template, so while typing it runs once typing pauses; its
+    finding stays shown in between instead of flickering."""
+    nvim.write("long.examples.jsonl", json.dumps({"input": {"text": "word " * 6000}}) + "\n")
+    uri = await nvim.open("long.prompt", SMALL_CONTEXT)
+    overflow = [d for d in nvim.diagnostics[uri] if d.code == "context-overflow"]
+    assert len(overflow) == 1 and "4,096-token context window" in overflow[0].message
+    version = await nvim.change(uri, SMALL_CONTEXT.replace("Summarize", "Summarise"))
+    first = await nvim.wait_for_diagnostics(uri, version)
+    assert [d.code for d in first].count("context-overflow") == 1
+    # shortening the input removes it once the slow check has run again
+    nvim.write("long.examples.jsonl", json.dumps({"input": {"text": "short"}}) + "\n")
+    version = await nvim.change(uri, SMALL_CONTEXT)
+
+    async def cleared() -> bool:
+        latest = nvim.published[uri][-1]
+        return latest.version == version and all(
+            d.code != "context-overflow" for d in latest.diagnostics
+        )
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await cleared():
+        assert asyncio.get_running_loop().time() < deadline, nvim.published[uri][-1]
+        await asyncio.sleep(0.05)

@@ -10,11 +10,20 @@ from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdi
 from prompt_lsp.format.examples import load_examples
 from prompt_lsp.format.model import PromptDocument
 
+# Checks that render the template (tens of milliseconds on a long prompt): the editor runs them
+# once typing pauses, and the quick ones on every change.
+SLOW_CODES = frozenset({"context-overflow"})
+
 
 def check_document(
-    doc: PromptDocument, path: Path | None = None, *, default_model: str | None = None
+    doc: PromptDocument,
+    path: Path | None = None,
+    *,
+    default_model: str | None = None,
+    slow: bool = True,
 ) -> list[Finding]:
-    """Every finding for `doc`, a file at `path` (examples are resolved from its folder)."""
+    """Every finding for `doc`, a file at `path` (examples are resolved from its folder);
+    without the SLOW_CODES checks when `slow` is false."""
     examples = load_examples(doc, path)
     example_names = examples.variable_names if examples else None
     findings: list[Finding] = [
@@ -33,9 +42,29 @@ def check_document(
     if examples is not None and not examples.error:
         findings += example_checks.check_example_variables(doc, examples)
         findings += example_checks.check_expected(doc, examples)
-        findings += example_checks.check_context(doc, examples, default_model)
+        if slow:
+            findings += example_checks.check_context(doc, examples, default_model)
     findings.sort(key=lambda f: (f.range.start, f.severity))
     return findings
 
 
-__all__ = ["Finding", "Fix", "Location", "Severity", "TextEdit", "check_document"]
+def check_slow(
+    doc: PromptDocument, path: Path | None = None, *, default_model: str | None = None
+) -> list[Finding]:
+    """Only the SLOW_CODES checks."""
+    examples = load_examples(doc, path)
+    if examples is None or examples.error:
+        return []
+    return list(example_checks.check_context(doc, examples, default_model))
+
+
+__all__ = [
+    "SLOW_CODES",
+    "Finding",
+    "Fix",
+    "Location",
+    "Severity",
+    "TextEdit",
+    "check_document",
+    "check_slow",
+]

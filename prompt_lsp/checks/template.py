@@ -55,7 +55,7 @@ def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iter
             fixes=(declare_variable_fix(doc, use.name),),
             related=_schema_location(doc),
         )
-    if not doc.template_ok:
+    if not doc.template_ok or doc.truncated:
         return  # the names seen are incomplete
     used = doc.used_variable_names
     for field in doc.schema:

@@ -27,7 +27,11 @@ class Positions:
         if text.isascii() or not (self.utf16 or self.utf8):
             return types.Position(pos.line, column)
         prefix = text[:column]
-        units = len(prefix.encode("utf-16-le")) // 2 if self.utf16 else len(prefix.encode("utf-8"))
+        # surrogatepass: a lone surrogate (half of a pair, as some clients send) counts as one unit
+        if self.utf16:
+            units = len(prefix.encode("utf-16-le", "surrogatepass")) // 2
+        else:
+            units = len(prefix.encode("utf-8", "surrogatepass"))
         return types.Position(pos.line, units)
 
     def from_client(self, pos: types.Position) -> Position:
@@ -37,7 +41,11 @@ class Positions:
             return Position(line, min(pos.character, len(text)))
         units, column = 0, 0
         for char in text:
-            step = (2 if ord(char) > 0xFFFF else 1) if self.utf16 else len(char.encode("utf-8"))
+            step = (
+                (2 if ord(char) > 0xFFFF else 1)
+                if self.utf16
+                else len(char.encode("utf-8", "surrogatepass"))
+            )
             if units + step > pos.character:
                 break
             units += step

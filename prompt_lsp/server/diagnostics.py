@@ -10,7 +10,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from prompt_lsp.checks import Finding, Severity, check_document
+from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
 from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
@@ -19,6 +19,7 @@ from prompt_lsp.server.server import PromptServer, contained, is_prompt_uri
 from prompt_lsp.server.state import DocumentState
 
 EXAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".yaml", ".yml")
+SLOW_CHECKS_IDLE_S = 0.5  # after the quick checks, how long typing must pause for the slow ones
 
 
 class DiagnosticsScheduler:
@@ -28,6 +29,7 @@ class DiagnosticsScheduler:
         self.ls = ls
         self.pending: dict[str, asyncio.Task] = {}
         self.extra: dict[str, list[types.Diagnostic]] = {}  # e.g. from evaluation runs
+        self.slow: dict[str, list[Finding]] = {}  # the last slow checks' findings per document
 
     def schedule(self, uri: str, delay_ms: int | None = None) -> None:
         if not is_prompt_uri(uri):
@@ -42,7 +44,7 @@ class DiagnosticsScheduler:
         if delay:
             await asyncio.sleep(delay)
         try:
-            await self._check(uri)
+            await self._check(uri, typing=delay > 0)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # e.g. publishing failed: a background task has no answer
@@ -50,22 +52,54 @@ class DiagnosticsScheduler:
                 f"diagnostics for {uri} failed: {err!r}\n{traceback.format_exc(limit=6)}",
                 types.MessageType.Error,
             )
+        finally:
+            if self.pending.get(uri) is asyncio.current_task():
+                del self.pending[uri]
 
-    async def _check(self, uri: str) -> None:
+    async def _check(self, uri: str, typing: bool) -> None:
+        """While typing, the quick checks publish first (the slow ones' last findings carried
+        over) and the slow checks follow once typing pauses; otherwise all run at once."""
         document = self.ls.workspace.text_documents.get(uri)
         if document is None:
             return
         state = await self._parsed(uri, document.version, document.source)
+        model = self.ls.settings.default_model
+        findings = await self._findings(uri, check_document, state, model, slow=not typing)
+        if not self._current(uri, state):
+            return  # the text changed while checking: the newer check publishes
+        if not typing:
+            self.slow[uri] = [f for f in findings if f.code in SLOW_CODES]
+            state.findings = findings
+            self.publish(state)
+            return
+        state.findings = findings + self.slow.get(uri, [])
+        self.publish(state)
+        await asyncio.sleep(SLOW_CHECKS_IDLE_S)
+        slow = await self._findings(uri, check_slow, state, model)
+        if not self._current(uri, state):
+            return
+        if slow != self.slow.get(uri, []):
+            self.slow[uri] = slow
+            state.findings = findings + slow
+            self.publish(state)
+
+    def _current(self, uri: str, state: DocumentState) -> bool:
+        current = self.ls.workspace.text_documents.get(uri)
+        return current is not None and current.version == state.version
+
+    async def _findings(
+        self, uri: str, check, state: DocumentState, model: str | None, **kwargs
+    ) -> list[Finding]:
         try:
-            findings = await asyncio.to_thread(
-                check_document, state.doc, state.path, default_model=self.ls.settings.default_model
+            return await asyncio.to_thread(
+                check, state.doc, state.path, default_model=model, **kwargs
             )
         except Exception as err:  # a checker bug: say so, keep the editor usable
             self.ls.log_to_client(
                 f"checking {uri} failed: {err!r}\n{traceback.format_exc(limit=6)}",
                 types.MessageType.Error,
             )
-            findings = [
+            return [
                 Finding(
                     "internal-error",
                     Severity.INFORMATION,
@@ -73,13 +107,6 @@ class DiagnosticsScheduler:
                     f"prompt-lsp could not check this file ({type(err).__name__}): see its log.",
                 )
             ]
-        current = self.ls.workspace.text_documents.get(uri)
-        if current is None or current.version != state.version:
-            return  # the text changed while checking: the newer check publishes
-        state.findings = findings
-        self.publish(state)
-        if self.pending.get(uri) is asyncio.current_task():
-            del self.pending[uri]
 
     async def _parsed(self, uri: str, version: int | None, text: str) -> DocumentState:
         """The state of this version of the document, parsed in a worker thread if it is not
