@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
 from prompt_lsp.server.server import PromptServer
+
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def create_server() -> PromptServer:
@@ -46,7 +49,22 @@ def run_server(
     )
     logging.getLogger("prompt_lsp").setLevel(logging.INFO)
     ls = create_server()
+    quiet_garbage_collection()
+    # Checks and model calls run in worker threads; with the default 5 ms GIL switch interval a
+    # request waits in 5 ms steps at each hand-over between the reader thread and the loop.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     if port is not None:
         ls.start_tcp(host or "127.0.0.1", port)
     else:
         ls.start_io()
+
+
+def quiet_garbage_collection() -> None:
+    """A full collection walks every object (tens of milliseconds with a long prompt's model in
+    memory) and stalls whatever thread triggers it, typing included. Objects loaded so far are
+    frozen out of collections, automatic full collections are made rare, and the diagnostics
+    scheduler collects when the user pauses (`PromptServer.collect_when_idle`)."""
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 100_000)

@@ -82,6 +82,7 @@ class DiagnosticsScheduler:
             self.slow[uri] = slow
             state.findings = findings + slow
             self.publish(state)
+        self.ls.collect_when_idle()
 
     def _current(self, uri: str, state: DocumentState) -> bool:
         current = self.ls.workspace.text_documents.get(uri)

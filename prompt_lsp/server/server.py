@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from prompt_lsp.server.state import DocumentState, Settings
 log = logging.getLogger("prompt_lsp")
 
 F = TypeVar("F", bound=Callable[..., Any])
+IDLE_COLLECTION_EVERY_S = 5.0
 
 
 def is_prompt_uri(uri: str) -> bool:
@@ -38,6 +41,7 @@ class PromptServer(LanguageServer):
         self._states: dict[str, DocumentState] = {}
         self.initialization_options: Any = None
         self.background: set[asyncio.Task] = set()  # keeps fire-and-forget tasks alive
+        self._last_collection = 0.0
 
     # ------------------------------------------------------------ documents
 
@@ -83,6 +87,14 @@ class PromptServer(LanguageServer):
         return None
 
     # ------------------------------------------------------------ background work
+
+    def collect_when_idle(self) -> None:
+        """A full garbage collection, at most every few seconds, while nobody types (see
+        `quiet_garbage_collection`)."""
+        now = time.monotonic()
+        if now - self._last_collection >= IDLE_COLLECTION_EVERY_S:
+            self._last_collection = now
+            gc.collect()
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
