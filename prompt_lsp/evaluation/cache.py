@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from prompt_lsp.history.store import open_database
+from prompt_lsp.history.store import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -59,24 +56,10 @@ def cache_key(
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-class ResponseCache:
+class ResponseCache(Database):
     """Thread-safe access to `cache.sqlite3`; the database is opened on first use."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = open_database(self.path, _SCHEMA)
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+    schema = _SCHEMA
 
     def get(self, key: str) -> CachedReply | None:
         with self._lock:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import json
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from prompt_lsp.evaluation.report import format_delta, format_score, format_when, shorten
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -101,27 +102,6 @@ def _console(stderr: bool = False) -> Any:
     if not console.is_terminal:
         console.width = 160  # piped or redirected: do not squeeze tables into 80 columns
     return console
-
-
-def _fmt_score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def _fmt_delta(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:+.3f}"
-
-
-def _short(text: str | None, width: int = 60) -> str:
-    if not text:
-        return ""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 # ---------------------------------------------------------------------------- eval
@@ -260,7 +240,7 @@ def _results_table(report: Any) -> Any:
     table.add_column("output / error", overflow="ellipsis", no_wrap=True, max_width=60)
     for result in report.results[:MAX_TABLE_ROWS]:
         label = result.id if report.repeat == 1 else f"{result.id}#{result.repeat + 1}"
-        scores = [_fmt_score(result.scores.get(spec.key)) for spec in report.metrics]
+        scores = [format_score(result.scores.get(spec.key)) for spec in report.metrics]
         latency = "" if result.latency_s is None else f"{result.latency_s:.2f}s"
         if result.cached:
             latency += " (cached)"
@@ -277,13 +257,13 @@ def _detail(report: Any, result: Any) -> Any:
     from rich.text import Text
 
     if result.error:
-        return Text(_short(result.error), style="red")
+        return Text(shorten(result.error), style="red")
     for spec in report.metrics:
         score = result.scores.get(spec.key)
         reason = result.reasons.get(spec.key)
         if spec.name in _EXPLAINING_METRICS and reason and (score is None or score < 1):
-            return Text(_short(f"{spec.key}: {reason}"), style="yellow")
-    return Text(_short(result.output))
+            return Text(shorten(f"{spec.key}: {reason}"), style="yellow")
+    return Text(shorten(result.output))
 
 
 def _summary_lines(report: Any) -> list[Any]:
@@ -321,14 +301,14 @@ def _metric_line(report: Any, spec: Any, headline: bool) -> Any:
 
     value = report.aggregates.get(spec.key)
     line = Text(f"{spec.key:<14}", style="bold" if headline else None)
-    line.append(_fmt_score(value), style="bold" if headline else None)
+    line.append(format_score(value), style="bold" if headline else None)
     if spec.key in report.stdev:
         line.append(f" ± {report.stdev[spec.key]:.3f}")
     comparison = report.comparison
     delta = comparison.deltas.get(spec.key) if comparison else None
     if delta is not None:
         style = "green" if delta > 0 else "red" if delta < 0 else "dim"
-        line.append(f"  {_fmt_delta(delta)}", style=style)
+        line.append(f"  {format_delta(delta)}", style=style)
     if spec.threshold is not None:
         passed = spec.passes(value)
         line.append(
@@ -396,11 +376,14 @@ def _history_table(runs: list[Any]) -> Any:
     for run in runs:
         status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(run.status)
         table.add_row(
-            _when(run.finished_at),
+            format_when(run.finished_at),
             run.version[:8],
             Text(run.model),
             Text(run.status, style=status_style),
-            *[_fmt_score(run.aggregates.get(key)) if key in run.aggregates else "" for key in keys],
+            *[
+                format_score(run.aggregates.get(key)) if key in run.aggregates else ""
+                for key in keys
+            ],
             f"{run.n_ok} / {run.n_failed}",
             f"${run.cost:.4f}",
         )
@@ -422,18 +405,18 @@ def _print_diff(store: Any, file: str) -> int:
     console = _console()
     console.print(
         Text(
-            f"{previous.version[:8]} ({_when(previous.finished_at)}, {previous.model}) → "
-            f"{current.version[:8]} ({_when(current.finished_at)}, {current.model})",
+            f"{previous.version[:8]} ({format_when(previous.finished_at)}, {previous.model}) → "
+            f"{current.version[:8]} ({format_when(current.finished_at)}, {current.model})",
             style="bold",
         )
     )
     for key, delta in comparison.deltas.items():
         before = comparison.previous_aggregates.get(key)
         after = current.aggregates.get(key)
-        line = Text(f"{key:<14}{_fmt_score(before)} → {_fmt_score(after)}")
+        line = Text(f"{key:<14}{format_score(before)} → {format_score(after)}")
         if delta is not None:
             line.append(
-                f"  {_fmt_delta(delta)}",
+                f"  {format_delta(delta)}",
                 style="green" if delta > 0 else "red" if delta < 0 else "dim",
             )
         console.print(line)
@@ -448,8 +431,8 @@ def _print_diff(store: Any, file: str) -> int:
                     f"  {change.example_id}: {change.before:.3f} → {change.after:.3f}", style=style
                 )
             )
-            console.print(Text(f"    before: {_short(change.before_output, 100)}", style="dim"))
-            console.print(Text(f"    after:  {_short(change.after_output, 100)}", style="dim"))
+            console.print(Text(f"    before: {shorten(change.before_output, 100)}", style="dim"))
+            console.print(Text(f"    after:  {shorten(change.after_output, 100)}", style="dim"))
     console.print()
     if comparison.diff:
         console.print(

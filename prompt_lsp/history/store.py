@@ -139,19 +139,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class HistoryStore:
-    """Read and write `history.sqlite3`. Thread-safe; one connection per store."""
+class Database:
+    """One SQLite file opened on first use (see `open_database`), shared between threads under a
+    lock. Subclasses name their `schema`."""
+
+    schema = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
-    # ------------------------------------------------------------------ connection
-
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_database(self.path, _SCHEMA)
+            self._conn = open_database(self.path, self.schema)
         return self._conn
 
     def close(self) -> None:
@@ -159,6 +160,12 @@ class HistoryStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+class HistoryStore(Database):
+    """Read and write `history.sqlite3`. Thread-safe; one connection per store."""
+
+    schema = _SCHEMA
 
     def __enter__(self) -> HistoryStore:
         return self

@@ -3,9 +3,9 @@ opened by Show rendered / Compare / Run example. Pure functions of reports."""
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
+from prompt_lsp.evaluation.report import format_delta, format_score, format_when, shorten
 from prompt_lsp.format.examples import load_examples
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
@@ -14,17 +14,8 @@ MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
 
 
-def score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def delta(value: float | None) -> str:
-    """▲0.051 / ▼0.012 / =."""
-    if value is None:
-        return ""
-    if abs(value) < 0.0005:
-        return "="
-    return f"{'▲' if value > 0 else '▼'}{abs(value):.3f}"
+def _brief(text: object, width: int = OUTPUT_CHARS) -> str:
+    return shorten(text, width) or "(empty)"
 
 
 def _money(cost: float) -> str:
@@ -36,9 +27,9 @@ def score_title(report: Any, edited: bool) -> str:
     comparison = report.comparison
     parts = []
     for spec in report.metrics:
-        text = f"{spec.key} {score(report.aggregates.get(spec.key))}"
+        text = f"{spec.key} {format_score(report.aggregates.get(spec.key))}"
         if comparison is not None:
-            change = delta(comparison.deltas.get(spec.key))
+            change = format_delta(comparison.deltas.get(spec.key))
             text += f" {change}" if change else ""
         parts.append(text)
     if comparison is None and parts:
@@ -56,29 +47,18 @@ def score_title(report: Any, edited: bool) -> str:
 
 def example_lens_title(report: Any, result: Any) -> str:
     if result.error:
-        return f"✗ {_short(result.error, 80)}"
+        return f"✗ {_brief(result.error, 80)}"
     headline = report.headline
     if headline is None:
         return "ok"
-    text = f"{headline.key} {score(result.scores.get(headline.key))}"
+    text = f"{headline.key} {format_score(result.scores.get(headline.key))}"
     comparison = report.comparison
     if comparison is not None:
         for change in [*comparison.improved, *comparison.regressed]:
             if change.example_id == result.id:
-                return f"{text} {delta(change.delta)}"
+                return f"{text} {format_delta(change.delta)}"
         return f"{text} ="
     return text
-
-
-def _short(text: str | None, width: int = OUTPUT_CHARS) -> str:
-    if not text:
-        return "(empty)"
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 def changed_lines(diff: str) -> list[str]:
@@ -100,23 +80,23 @@ def comparison_markdown(report: Any, edited: bool) -> str:
     comparison = report.comparison
     if comparison is None:
         rows = "\n".join(
-            f"| {m.key} | {score(report.aggregates.get(m.key))} |" for m in report.metrics
+            f"| {m.key} | {format_score(report.aggregates.get(m.key))} |" for m in report.metrics
         )
         return (
-            f"**First evaluated version** ({report.model}, {_when(report.started_at)})\n\n"
+            f"**First evaluated version** ({report.model}, {format_when(report.started_at)})\n\n"
             f"| metric | score |\n|---|---|\n{rows}\n\nEdit the prompt and evaluate again to compare.{note}"
         )
     lines = [
         f"**This version vs the previous one** ({comparison.previous_version[:8]}, "
-        f"{_when(comparison.previous_finished_at)})",
+        f"{format_when(comparison.previous_finished_at)})",
         "",
         "| metric | previous | current | Δ |",
         "|---|---|---|---|",
     ]
     for spec in report.metrics:
         lines.append(
-            f"| {spec.key} | {score(comparison.previous_aggregates.get(spec.key))} | "
-            f"{score(report.aggregates.get(spec.key))} | {delta(comparison.deltas.get(spec.key)) or '—'} |"
+            f"| {spec.key} | {format_score(comparison.previous_aggregates.get(spec.key))} | "
+            f"{format_score(report.aggregates.get(spec.key))} | {format_delta(comparison.deltas.get(spec.key)) or '—'} |"
         )
     lines += [
         "",
@@ -127,7 +107,7 @@ def comparison_markdown(report: Any, edited: bool) -> str:
         for change in comparison.regressed[:MOST_REGRESSED]:
             lines.append(
                 f"- `{change.example_id}` {change.metric} {change.before:.3f} → {change.after:.3f}  \n"
-                f"  before: {_short(change.before_output)}  \n  now: {_short(change.after_output)}"
+                f"  before: {_brief(change.before_output)}  \n  now: {_brief(change.after_output)}"
             )
     diff = changed_lines(comparison.diff)
     if diff:
@@ -177,7 +157,7 @@ def run_example_document(state: DocumentState, report: Any, example_id: str) -> 
             lines += [
                 "## Scores",
                 "",
-                *(f"- {k}: {score(v)}" for k, v in result.scores.items()),
+                *(f"- {k}: {format_score(v)}" for k, v in result.scores.items()),
                 "",
             ]
         if result.reasons:
