@@ -36,7 +36,7 @@ from pygls.uris import to_fs_path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_speed import build_examples, build_prompt  # noqa: E402
 
-SERVER = [sys.executable, "-m", "prompt_lsp", "serve", *sys.argv[sys.argv.index("--server-args") + 1 :]] if "--server-args" in sys.argv else [sys.executable, "-m", "prompt_lsp", "serve"]
+SERVER = [sys.executable, "-m", "prompt_lsp", "serve"]
 DEBOUNCE_MS = 150
 TIMEOUT = 30.0
 TARGETS = {"completion": 20.0, "hover": 20.0, "diagnostics": 100.0, "startup": 500.0}

@@ -945,7 +945,9 @@ def test_compat_files_are_read_through_their_aliases() -> None:
 
 
 def test_a_file_too_large_to_analyse_reports_no_unused_inputs() -> None:
-    text = "---\ninput:\n  schema:\n    topic: string\n---\n{{ topic }}\n" + "filler line\n" * 100_000
+    text = (
+        "---\ninput:\n  schema:\n    topic: string\n---\n{{ topic }}\n" + "filler line\n" * 100_000
+    )
     findings = check(text)
     assert "too-large" in {f.code for f in findings}
     assert "unused-variable" not in {f.code for f in findings}

@@ -80,7 +80,9 @@ async def evaluate(client: EditorClient, uri: str) -> str:
 
     async def ended() -> bool:
         new = [t for t in client.progress_reports if t not in before]
-        return bool(new) and isinstance(client.progress_reports[new[-1]][-1], types.WorkDoneProgressEnd)
+        return bool(new) and isinstance(
+            client.progress_reports[new[-1]][-1], types.WorkDoneProgressEnd
+        )
 
     await wait_until(ended)
     titles = await lenses(client, uri)
@@ -212,4 +214,7 @@ async def test_show_rendered_and_run_example(client: EditorClient) -> None:
     text = output.read_text()
     assert "positive" in text and "negative" in text and "exact_match: 0.000" in text
     # one example is not a score of the version: nothing recorded
-    assert not (client.root / ".prompt-lsp" / "history.sqlite3").exists() or runs_in_history(client.root) == []
+    assert (
+        not (client.root / ".prompt-lsp" / "history.sqlite3").exists()
+        or runs_in_history(client.root) == []
+    )
