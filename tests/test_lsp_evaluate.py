@@ -138,6 +138,19 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     assert "1 examples improved, 3 regressed." in text
     assert "+Classify the review in one word." in text and "-Classify the review." in text
 
+    # the examples file shows each example's score and its move
+    examples_doc = await client.open("reviews.examples.jsonl", wait=False)
+    result = await client.text_document_code_lens_async(
+        types.CodeLensParams(types.TextDocumentIdentifier(examples_doc))
+    )
+    by_line = {lens.range.start.line: lens.command.title for lens in result}
+    assert by_line == {
+        0: "exact_match 0.000 ▼1.000",
+        1: "exact_match 0.000 ▼1.000",
+        2: "exact_match 1.000 ▲1.000",
+        3: "exact_match 0.000 ▼1.000",
+    }
+
     # regressed examples get information diagnostics on their lines of the examples file
     examples_uri = client.path("reviews.examples.jsonl").as_uri()
     regressed = client.diagnostics.get(examples_uri, [])

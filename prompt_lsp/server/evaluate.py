@@ -363,7 +363,9 @@ class Evaluations:
                     types.CodeLens(
                         line,
                         types.Command(
-                            title, RUN_EXAMPLE, [{"uri": state.uri, "example": result.id}]
+                            title=title,
+                            command=RUN_EXAMPLE,
+                            arguments=[{"uri": state.uri, "example": result.id}],
                         ),
                     )
                 )
