@@ -339,3 +339,21 @@ def test_embedded_model_path_is_the_assembled_gguf() -> None:
     start = time.perf_counter()
     assert gguf.embedded_model_path() == path
     assert time.perf_counter() - start < 0.05  # no re-hash of 252 MB once assembled
+
+
+def test_local_model_control_tokens_are_read_in_the_background(tmp_path) -> None:
+    import time
+
+    from prompt_lsp.catalog.gguf import embedded_model_info, model_control_tokens
+
+    if embedded_model_info() is None:
+        pytest.skip("the embedded model package is not installed")
+    deadline = time.monotonic() + 10
+    while not (tokens := model_control_tokens("local/gemma-3-270m")):
+        assert time.monotonic() < deadline, "the control tokens never arrived"
+        time.sleep(0.05)
+    assert "<start_of_turn>" in tokens and "<end_of_turn>" in tokens
+    assert model_control_tokens("openai/gpt-4o-mini") == ()
+    missing = model_control_tokens("local/nowhere.gguf", tmp_path)
+    time.sleep(0.2)
+    assert missing == () and model_control_tokens("local/nowhere.gguf", tmp_path) == ()

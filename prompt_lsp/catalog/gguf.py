@@ -17,6 +17,7 @@ import mmap
 import os
 import re
 import struct
+import threading
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,3 +279,47 @@ def embedded_model_info() -> GGUFInfo | None:
         except (OSError, ValueError):
             return None
     return None
+
+
+_tokens_by_model: dict[str, tuple[str, ...]] = {}
+_loading: set[str] = set()
+_loading_lock = threading.Lock()
+
+
+def model_control_tokens(model_id: str | None, base_dir: Path | None = None) -> tuple[str, ...]:
+    """Control tokens of a local model's GGUF file (`local/gemma-3-270m`, `local/<path>.gguf`),
+    for completion. Reading a file's metadata takes ~0.1 s, so the first call starts the read
+    in a thread and returns nothing; later calls return what it found."""
+    key = _gguf_key(model_id, base_dir)
+    if key is None:
+        return ()
+    if key in _tokens_by_model:
+        return _tokens_by_model[key]
+    with _loading_lock:
+        if key in _loading:
+            return ()
+        _loading.add(key)
+    threading.Thread(target=_load_control_tokens, args=(key,), daemon=True).start()
+    return ()
+
+
+def _gguf_key(model_id: str | None, base_dir: Path | None) -> str | None:
+    if not model_id or not model_id.startswith("local/"):
+        return None
+    name = model_id.split("/", 1)[1]
+    if name == "gemma-3-270m":
+        return name
+    if not name.lower().endswith(".gguf"):
+        return None
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return str(path)
+
+
+def _load_control_tokens(key: str) -> None:
+    try:
+        info = embedded_model_info() if key == "gemma-3-270m" else read_gguf_info(key)
+    except (OSError, ValueError):
+        info = None
+    _tokens_by_model[key] = info.control_tokens if info else ()

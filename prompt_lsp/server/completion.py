@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from prompt_lsp.catalog.gguf import model_control_tokens
 from prompt_lsp.catalog.metrics import METRICS
 from prompt_lsp.catalog.models import DEFAULT_MODEL, complete_models
 from prompt_lsp.catalog.tokens import (
@@ -338,7 +339,7 @@ def _body(
         return
     token = _TOKEN_TYPED.search(prefix)
     if token:
-        _token_items(b, doc, pos, token.group(), default_model)
+        _token_items(b, doc, state.path, pos, token.group(), default_model)
         return
     role = _ROLE_TYPED.match(prefix)
     if role and (role.group(1) or invoked) and not doc.lines[pos.line][pos.character :].strip():
@@ -467,7 +468,12 @@ def _locals_in_scope(doc: PromptDocument, pos: Position) -> Iterable[str]:
 
 
 def _token_items(
-    b: _Items, doc: PromptDocument, pos: Position, typed: str, default_model: str | None
+    b: _Items,
+    doc: PromptDocument,
+    state_path: Path | None,
+    pos: Position,
+    typed: str,
+    default_model: str | None,
 ) -> None:
     model = doc.model_id or default_model or DEFAULT_MODEL
     family = family_for_model(model)
@@ -485,6 +491,9 @@ def _token_items(
     if family is not None:
         for token in family.tokens:
             offer(token.text, token.meaning, f"{family.name} token", "1")
+    base = state_path.parent if state_path is not None else None
+    for text in model_control_tokens(model, base):
+        offer(text, f"A control token of {model}'s model file.", "model file token", "1")
     for token in file_tokens(declared):
         offer(token.text, token.meaning, "this file's tokens:", "2")
     for token in SEED_TOKENS:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from prompt_lsp.catalog import tokenizer
+from prompt_lsp.catalog import gguf, tokenizer
+from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import Settings
@@ -23,6 +24,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @contained()
     def initialized(ls: PromptServer, params: types.InitializedParams) -> None:
         tokenizer.warm_up((ls.settings.default_model,))
+        gguf.model_control_tokens(ls.settings.default_model or DEFAULT_MODEL)  # read in a thread
         ls.spawn(_after_initialized(ls, scheduler))
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
