@@ -951,3 +951,11 @@ def test_a_file_too_large_to_analyse_reports_no_unused_inputs() -> None:
     findings = check(text)
     assert "too-large" in {f.code for f in findings}
     assert "unused-variable" not in {f.code for f in findings}
+
+
+def test_findings_of_one_code_are_capped() -> None:
+    findings = check("<start> " * 400 + "\n")
+    unbalanced = [f for f in findings if f.code == "unbalanced-token"]
+    assert len(unbalanced) == 51
+    assert unbalanced[-1].message == "350 more 'unbalanced-token' findings are not shown."
+    assert unbalanced[-1].severity == Severity.INFORMATION

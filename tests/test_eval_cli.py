@@ -222,3 +222,26 @@ def test_cli_subprocess_bad_local_model_is_one_line_without_traceback(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "nowhere.gguf" in lines[0]
+
+
+def test_an_example_that_cannot_render_fails_alone(
+    scripted: ScriptedProvider, write_prompt: Callable[..., Path]
+) -> None:
+    cases = CASES.replace('{"word": "beta"}', '{"other": "beta"}')
+    prompt = write_prompt(PROMPT, examples=cases)
+    report_path = prompt.parent / "r.json"
+    main(["eval", str(prompt), "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    errors = {e["id"]: e["error"] for e in report["examples"]}
+    assert errors["one"] is None and errors["three"] is None
+    assert "'word' is undefined" in errors["two"]
+    assert report["n_ok"] == 2 and report["n_failed"] == 1
+
+
+def test_yaml_errors_stop_eval_and_render_with_their_line(
+    write_prompt: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompt = write_prompt("---\nmodel: scripted/x\nconfig: [1, 2\n---\nhi\n", examples=CASES)
+    for command in (["eval", str(prompt)], ["render", str(prompt)]):
+        assert main(command) == 2
+        assert "line 3: Invalid YAML" in capsys.readouterr().err

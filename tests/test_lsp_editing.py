@@ -301,12 +301,6 @@ async def test_incremental_edits_are_checked_with_their_version(client: EditorCl
     assert await client.wait_for_diagnostics(uri) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pygls' TextDocument splits lines with str.splitlines (also at U+2028, U+0085, form "
-    "feed…) where LSP splits only at \\n, \\r\\n and \\r: an incremental edit after such a "
-    "character lands on the wrong line",
-)
 async def test_incremental_edits_after_a_unicode_line_separator(nvim: EditorClient):
     text = PROMPT.replace("You are a careful", "You are a\u2028careful\x0c")
     uri = await open_news(nvim, text)

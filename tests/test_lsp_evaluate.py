@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +233,24 @@ async def test_show_rendered_and_run_example(client: EditorClient) -> None:
         not (client.root / ".prompt-lsp" / "history.sqlite3").exists()
         or runs_in_history(client.root) == []
     )
+
+
+async def test_runs_recorded_elsewhere_show_up(client: EditorClient) -> None:
+    """A run from the terminal (or another editor) appears at the next lens request, and keeps
+    showing, marked edited, after the text changes."""
+    client.write("reviews.examples.jsonl", EXAMPLES)
+    text = prompt("positive")
+    uri = await client.open("sentiment.prompt", text)
+    assert (await lenses(client, uri))[0].startswith("▶ Evaluate")
+    result = subprocess.run(
+        [sys.executable, "-m", "prompt_lsp", "eval", "sentiment.prompt"],
+        cwd=client.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 (first run) · 4/4 ok")
+    await client.change(uri, text.replace("Classify", "Label"))
+    title = (await lenses(client, uri))[0]
+    assert title.startswith("exact_match 0.750 (first run)") and title.endswith("(edited since)")

@@ -45,7 +45,32 @@ def check_document(
         if slow:
             findings += example_checks.check_context(doc, examples, default_model)
     findings.sort(key=lambda f: (f.range.start, f.severity))
-    return findings
+    return capped(findings)
+
+
+MAX_PER_CODE = 50  # a pathological file must not bury the editor under thousands of diagnostics
+
+
+def capped(findings: list[Finding]) -> list[Finding]:
+    """At most MAX_PER_CODE findings of each code, then one saying how many more there are."""
+    counts: dict[str, int] = {}
+    kept: list[Finding] = []
+    for finding in findings:
+        counts[finding.code] = counts.get(finding.code, 0) + 1
+        if counts[finding.code] <= MAX_PER_CODE:
+            kept.append(finding)
+    for code, count in counts.items():
+        if count > MAX_PER_CODE:
+            last = next(f for f in reversed(kept) if f.code == code)
+            kept.append(
+                Finding(
+                    code,
+                    Severity.INFORMATION,
+                    last.range,
+                    f"{count - MAX_PER_CODE:,} more '{code}' findings are not shown.",
+                )
+            )
+    return kept
 
 
 def check_slow(

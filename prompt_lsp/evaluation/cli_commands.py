@@ -291,6 +291,8 @@ def _summary_lines(report: Any) -> list[Any]:
         change.append(", ")
         change.append(f"{len(comparison.regressed)} regressed", style="red")
         lines.append(change)
+    elif not report.recorded:
+        lines.append(Text("some examples only: not recorded in the history", style="dim"))
     elif report.status == "ok":
         lines.append(Text("first evaluated version of this file", style="dim"))
     return lines
@@ -447,13 +449,14 @@ def _print_diff(store: Any, file: str) -> int:
 
 
 def run_render_command(args: argparse.Namespace) -> int:
-    from prompt_lsp.evaluation.session import EvalSetupError, render_example
+    from prompt_lsp.evaluation.session import EvalSetupError, check_parsable, render_example
     from prompt_lsp.format import parse
     from prompt_lsp.format.examples import load_examples
 
     try:
         path, text = _read_prompt(args.file)
         doc = parse(text)
+        check_parsable(doc)
         example_set = load_examples(doc, path)
         examples = example_set.examples if example_set else []
         example = _pick_example(examples, args.example)

@@ -66,6 +66,7 @@ class RunReport:
     calls: int = 0  # model calls made (retries included; 0 for a fully cached run)
     retries: int = 0
     warnings: list[str] = field(default_factory=list)  # e.g. malformed example rows skipped
+    recorded: bool = True  # False for a run of some examples only: not a score of the version
 
     @property
     def tokens(self) -> int:
@@ -114,6 +115,7 @@ class RunReport:
             "run_id": self.run_id,
             "model": self.model,
             "status": self.status,
+            "recorded": self.recorded,
             "started_at": _iso(self.started_at),
             "duration_s": round(self.duration_s, 3),
             "metrics": [m.as_dict() for m in self.metrics],

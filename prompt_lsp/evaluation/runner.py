@@ -66,6 +66,7 @@ class WorkItem:
     repeat: int
     messages: list[dict[str, str]]
     key: str  # response cache key
+    render_error: str | None = None  # the example could not be rendered: no call, a failure
 
 
 @dataclass
@@ -169,6 +170,9 @@ class Runner:
             output=None,
             repeat=item.repeat,
         )
+        if item.render_error is not None:
+            result.error = item.render_error
+            return result
         hit = self.cached.get(item.key)
         if hit is not None:
             reply = ModelReply(hit.output, hit.prompt_tokens, hit.completion_tokens, 0.0)

@@ -127,8 +127,9 @@ class RunPlan:
 
 
 def text_version(text: str) -> str:
-    """A version is the SHA-256 of the file's text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """A version is the SHA-256 of the file's text (a lone surrogate an editor sent hashes as
+    its code point rather than failing)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def stored_text(text: str, doc: PromptDocument | None = None) -> str:
@@ -253,9 +254,19 @@ def _check_local_model(model: str) -> Path:
         raise EvalSetupError(str(err)) from err
 
 
+def check_parsable(doc: PromptDocument) -> None:
+    """EvalSetupError naming the first YAML or template syntax error: nothing else about the
+    prompt can be trusted until it is fixed."""
+    for problem in doc.problems:
+        if problem.code in ("yaml-syntax", "template-syntax", "parse-error"):
+            line = problem.range.start.line + 1
+            raise EvalSetupError(f"line {line}: {problem.message} (run `prompt-lsp check`)")
+
+
 def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     """Parse, load and render everything; raises EvalSetupError before any model call."""
     doc = parse(text)
+    check_parsable(doc)
     examples, warnings = _select_examples(doc, path, options)
     metrics = _metrics_for(doc, examples)
     model = resolve_model(doc, options)
@@ -275,11 +286,20 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     config = translate_config(doc.metadata.get("config"))
     key_config = scrub_secrets(config)
     items = []
+    render_errors = []
     for example in examples:
-        messages = render_example(doc, example)
+        try:
+            messages = render_example(doc, example)
+        except EvalSetupError as err:  # this example fails; the others still run
+            render_errors.append(str(err))
+            items += [WorkItem(example, i, [], "", render_error=str(err)) for i in range(repeat)]
+            continue
         for index in range(repeat):
             key = cache_key(model, messages, key_config, index)
             items.append(WorkItem(example, index, messages, key))
+    if examples and len(render_errors) == len(examples):
+        also = " (and so does every other example)" if len(examples) > 1 else ""
+        raise EvalSetupError(render_errors[0] + also)
     root = state_root_for(path, options.workspace_root)
     return RunPlan(
         path=path,
@@ -409,9 +429,10 @@ async def evaluate_prompt(
     cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     try:
-        hits = cache.get_many(item.key for item in plan.items) if cache else {}
+        calls = [item for item in plan.items if item.render_error is None]
+        hits = cache.get_many(item.key for item in calls) if cache else {}
         await asyncio.to_thread(prepare_metrics, plan.metrics)
-        needs_calls = any(item.key not in hits for item in plan.items)
+        needs_calls = any(item.key not in hits for item in calls)
         await _preflight(plan, needs_calls, uses_litellm=options.transport is None)
         progress = _Progress(len(plan.items), on_progress)
         runner = Runner(
@@ -494,6 +515,7 @@ def _record(
         comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)
     report.comparison = comparison
+    report.recorded = history is not None
     report.warnings = list(plan.warnings)
     report.calls, report.retries = outcome.calls, outcome.retries
     return report

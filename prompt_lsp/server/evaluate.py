@@ -21,7 +21,6 @@ from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.checks.examples import examples_range
 from prompt_lsp.format.examples import Example, examples_path, load_examples
 from prompt_lsp.format.model import Position, Range
-from prompt_lsp.server import hover
 from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
 from prompt_lsp.server.evaluate_text import (
     compare_document,
@@ -41,7 +40,8 @@ SHOW_RENDERED = "prompt-lsp.showRendered"
 COMPARE = "prompt-lsp.compareWithPrevious"
 STATUS = "prompt-lsp.evaluationStatus"
 SCORE_NOTIFICATION = "promptLsp/score"
-REFRESH_EVERY_S = 0.3  # lens refreshes while running, at most this often
+REFRESH_EVERY_S = 0.3
+KNOWN_TEXTS = 500  # history answers kept, one per text seen  # lens refreshes while running, at most this often
 
 
 @attrs.define
@@ -77,7 +77,8 @@ class Evaluations:
         self.ls = ls
         self.scheduler = scheduler
         self.by_uri: dict[str, Evaluation] = {}
-        self.known: dict[tuple[str, str], Any] = {}  # (uri, text sha) -> RunReport | None
+        # (uri, text sha) -> (history stamp, RunReport | None), oldest first
+        self.known: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._last_refresh = 0.0
 
     def of(self, uri: str) -> Evaluation:
@@ -86,19 +87,52 @@ class Evaluations:
     # ---------------------------------------------------------------- history
 
     def report_for(self, state: DocumentState) -> Any:
-        """The latest run of exactly this text, from memory or history (no model call)."""
+        """The latest run of exactly this text, from history (no model call). Answers are kept
+        until the history database changes, so a run made elsewhere (the CLI, another editor)
+        shows up at the next request."""
         from prompt_lsp.evaluation.session import load_last_report, text_version
 
+        if state.path is None:
+            return None
         key = (state.uri, text_version(state.doc.text))
-        if key not in self.known:
-            if state.path is None:
-                return None
+        stamp = self._history_stamp(state)
+        cached = self.known.get(key)
+        if cached is not None and cached[0] == stamp:
+            report = cached[1]
+        else:
+            report = None
+            if stamp is not None:
+                try:
+                    report = load_last_report(state.path, state.doc.text, self.root(state))
+                except Exception as err:  # a broken history must not break the editor
+                    self.ls.log_to_client(f"history lookup failed: {err!r}")
+            self._remember(key, stamp, report)
+        if report is not None:
+            evaluation = self.of(state.uri)
+            if evaluation.report is None or report.started_at >= evaluation.report.started_at:
+                evaluation.report = report  # shown with "(edited since)" after the next edit
+        return report
+
+    def _remember(self, key: tuple[str, str], stamp: Any, report: Any) -> None:
+        self.known.pop(key, None)
+        self.known[key] = (stamp, report)
+        while len(self.known) > KNOWN_TEXTS:
+            self.known.pop(next(iter(self.known)))
+
+    def _history_stamp(self, state: DocumentState) -> tuple[int, ...] | None:
+        """When the history database last changed (its WAL file takes every commit)."""
+        from prompt_lsp.history.paths import HISTORY_FILE, state_dir_for
+
+        database = state_dir_for(state.path, self.root(state)) / HISTORY_FILE
+        stamps = []
+        for path in (database, database.with_name(database.name + "-wal")):
             try:
-                self.known[key] = load_last_report(state.path, state.doc.text, self.root(state))
-            except Exception as err:  # a broken history must not break the editor
-                self.ls.log_to_client(f"history lookup failed: {err!r}")
-                self.known[key] = None
-        return self.known[key]
+                stat = path.stat()
+            except OSError:
+                stamps.append(0)
+                continue
+            stamps += [stat.st_mtime_ns, stat.st_size]
+        return tuple(stamps) if stamps[0] else None
 
     def shown_report(self, state: DocumentState) -> tuple[Any, bool]:
         """The run to show for this text: its own (from history, by hash), else the last run
@@ -215,7 +249,7 @@ class Evaluations:
             self.ls.show_to_client(f"prompt-lsp: {message}", types.MessageType.Error)
         else:
             evaluation.report = report
-            self.known[(state.uri, report.version)] = report
+            self._remember((state.uri, report.version), self._history_stamp(state), report)
             message = score_title(report, edited=False)
             self._publish_example_diagnostics(state, evaluation, report)
             self._notify_score(state.uri, report)
@@ -434,7 +468,7 @@ def _model_of(state: DocumentState, default_model: str | None) -> str:
 
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     evaluations = Evaluations(ls, scheduler)
-    hover.providers.append(evaluations.hover)
+    ls.hover_providers.append(evaluations.hover)
 
     @ls.feature(types.TEXT_DOCUMENT_CODE_LENS)
     @contained(default=None)

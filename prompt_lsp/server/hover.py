@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
 
 from lsprotocol import types
 
@@ -22,21 +22,17 @@ from prompt_lsp.server.state import DocumentState
 SAMPLE_VALUES = 3
 MAX_VALUE_CHARS = 80
 
-# Extra hover providers (the evaluation comparison); the first non-None answer wins.
-HoverProvider = Callable[[PromptServer, DocumentState, Position], "str | None"]
-providers: list[HoverProvider] = []
-
 
 def register(ls: PromptServer) -> None:
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     @contained(default=None)
-    def hover(ls: PromptServer, params: types.HoverParams) -> types.Hover | None:
+    async def hover(ls: PromptServer, params: types.HoverParams) -> types.Hover | None:
         state = ls.state(params.text_document.uri)
         if state is None:
             return None
         pos = state.positions.from_client(params.position)
-        for provider in providers:
-            text = provider(ls, state, pos)
+        for provider in ls.hover_providers:  # they may read the history: off the event loop
+            text = await asyncio.to_thread(provider, ls, state, pos)
             if text:
                 return _hover(text, None, state)
         found = describe(state, pos)

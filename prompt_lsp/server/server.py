@@ -8,6 +8,7 @@ import functools
 import gc
 import inspect
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument, Workspace
 
 from prompt_lsp import __version__
 from prompt_lsp.format import parse
@@ -27,6 +29,40 @@ log = logging.getLogger("prompt_lsp")
 
 F = TypeVar("F", bound=Callable[..., Any])
 IDLE_COLLECTION_EVERY_S = 5.0
+
+
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+class LspTextDocument(TextDocument):
+    """pygls splits lines with `str.splitlines`, which also breaks at U+2028, U+0085 and form
+    feeds; LSP lines end only at \\r\\n, \\r or \\n, so incremental edits after such a character
+    would land on the wrong line. Lines are also cached per text (pygls re-splits each time)."""
+
+    _lines_of: tuple[str, tuple[str, ...]] | None = None
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        source = self.source
+        if self._lines_of is None or self._lines_of[0] is not source:
+            self._lines_of = (source, tuple(_LSP_LINE.findall(source)))
+        return self._lines_of[1]
+
+
+def use_lsp_lines(workspace: Workspace) -> None:
+    """Make `workspace` create LspTextDocuments (called once the workspace exists)."""
+
+    def create(doc_uri, source=None, version=None, language_id=None) -> TextDocument:
+        return LspTextDocument(
+            doc_uri,
+            source=source,
+            version=version,
+            language_id=language_id,
+            sync_kind=workspace._sync_kind,
+            position_codec=workspace._position_codec,
+        )
+
+    workspace._create_text_document = create
 
 
 def is_prompt_uri(uri: str) -> bool:
@@ -42,6 +78,9 @@ class PromptServer(LanguageServer):
         self.initialization_options: Any = None
         self.background: set[asyncio.Task] = set()  # keeps fire-and-forget tasks alive
         self._last_collection = 0.0
+        # Extra hover answers tried before the built-in ones (the evaluation comparison); each
+        # is called as provider(ls, state, position) in a worker thread and returns markdown.
+        self.hover_providers: list[Callable[..., str | None]] = []
 
     # ------------------------------------------------------------ documents
 
