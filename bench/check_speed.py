@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from prompt_lsp.checks import check_document
+from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format import parse
 
 PROSE = [
@@ -114,7 +115,7 @@ def time_runs(texts: list[str], path: Path, slow: bool = True) -> tuple[list[flo
     for text in texts:
         start, start_cpu = time.perf_counter(), time.process_time()
         doc = parse(text)
-        check_document(doc, path, slow=slow)
+        check_document(doc, load_examples(doc, path), path, slow=slow)
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
     return wall, cpu
@@ -144,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(text, encoding="utf-8")
         doc = parse(text)
         start = time.perf_counter()
-        findings = check_document(doc, path)  # warm-up: reads and caches the examples file
+        findings = check_document(
+            doc, load_examples(doc, path), path
+        )  # warm-up: reads and caches the examples file
         cold = (time.perf_counter() - start) * 1000
         print(
             f"prompt: {len(text.splitlines()):,} lines, {len(doc.names):,} Jinja names, "

@@ -124,6 +124,7 @@ def _walk(directory: Path, seen: set[Path]) -> Iterator[Path]:
 
 def _check(args: argparse.Namespace) -> int:
     from prompt_lsp.checks import Finding, Severity, check_document
+    from prompt_lsp.evaluation.examples import load_examples
     from prompt_lsp.format import parse
 
     files, missing = find_prompt_files(args.paths)
@@ -143,7 +144,10 @@ def _check(args: argparse.Namespace) -> int:
             continue
         doc = parse(text)
         results += [
-            (path, f) for f in check_document(doc, path.resolve(), default_model=args.model)
+            (path, f)
+            for f in check_document(
+                doc, load_examples(doc, path.resolve()), path.resolve(), default_model=args.model
+            )
         ]
     _print_findings(results, args.format)
     errors = sum(1 for _, f in results if f.severity == Severity.ERROR)

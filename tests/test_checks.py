@@ -15,8 +15,8 @@ import pytest
 
 from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.checks import Finding, Severity, TextEdit, check_document
+from prompt_lsp.evaluation.examples import clear_cache, load_examples
 from prompt_lsp.format import parse
-from prompt_lsp.format.examples import clear_cache
 from prompt_lsp.format.model import Position, Range
 
 # ----------------------------------------------------------------------------- helpers
@@ -48,7 +48,8 @@ def apply_edits(text: str, edits: tuple[TextEdit, ...] | list[TextEdit]) -> str:
 
 
 def check(text: str, path: Path | None = None, **kwargs) -> list[Finding]:
-    return check_document(parse(text), path, **kwargs)
+    doc = parse(text)
+    return check_document(doc, load_examples(doc, path), path, **kwargs)
 
 
 def of_code(findings: list[Finding], code: str) -> list[Finding]:
@@ -893,7 +894,8 @@ def _expected(prompt: Path) -> list[str]:
 def _reported(prompt: Path) -> list[str]:
     text = prompt.read_bytes().decode("utf-8", errors="replace")
     reported = []
-    for f in check_document(parse(text), prompt.resolve()):
+    doc = parse(text)
+    for f in check_document(doc, load_examples(doc, prompt.resolve()), prompt.resolve()):
         line = f"{f.range.start.line + 1}:{f.range.start.character + 1} {f.severity.label} {f.code}"
         if f.elsewhere is not None and f.elsewhere.path is not None:
             line += f" -> {f.elsewhere.path.name}:{f.elsewhere.range.start.line + 1}"
@@ -915,7 +917,8 @@ def test_corpus(prompt: Path) -> None:
 def test_compat_files_check_clean(prompt: Path) -> None:
     if prompt.suffix not in (".prompt", ".prompty"):
         return
-    findings = check_document(parse(prompt.read_text()), prompt)
+    doc = parse(prompt.read_text())
+    findings = check_document(doc, load_examples(doc, prompt), prompt)
     assert [f for f in findings if f.severity <= Severity.WARNING] == []
 
 

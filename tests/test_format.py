@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 from jinja2 import meta
 
+from prompt_lsp.evaluation.examples import clear_cache, load_examples, load_examples_file
 from prompt_lsp.format import parse
-from prompt_lsp.format.examples import (
-    clear_cache,
-    load_examples,
-    load_examples_file,
-    parse_examples,
-)
+from prompt_lsp.format.examples import parse_examples
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.format.template import _free_names, _lex, _parse_tokens, analyse_template

@@ -159,10 +159,11 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     assert sorted(d.range.start.line for d in regressed) == [0, 1, 3]
     assert all(d.severity == types.DiagnosticSeverity.Information for d in regressed)
 
-    # undo: the first text's score is back at once, from history, with no new run
+    # undo: the first text's score is back at once, from history, with no new run; its
+    # previous version is now the latest other one evaluated, the second text
     runs_before = runs_in_history(client.root)
     await client.change(uri, first_text)
-    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 (first run) · 4/4 ok")
+    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 ▲0.500 · 4/4 ok")
     assert runs_in_history(client.root) == runs_before
 
     # compare opens a document with the table and the diff

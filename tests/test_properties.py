@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from jinja2 import meta, nodes
 
 from prompt_lsp.checks import check_document
+from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format import parse
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import _free_names, _lex, _parse_tokens
@@ -148,7 +149,7 @@ def test_parse_and_check_never_raise_and_ranges_lie_inside(text: str) -> None:
     assert not [p for p in doc.problems if p.code == "parse-error"], doc.problems
     for rng, what in _model_ranges(doc):
         _check_range(doc, rng, what)
-    findings = check_document(doc, PROMPT_PATH)
+    findings = check_document(doc, load_examples(doc, PROMPT_PATH), PROMPT_PATH)
     for finding in findings:
         _check_range(doc, finding.range, finding)
         for location in (*finding.related, finding.elsewhere):

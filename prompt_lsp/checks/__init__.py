@@ -1,4 +1,5 @@
-"""Diagnostics computed from a document model and what it references. LSP-free."""
+"""Diagnostics computed from a document model and what it references (its examples, loaded by
+the caller; the model catalog). Pure and LSP-free."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from prompt_lsp.checks import examples as example_checks
 from prompt_lsp.checks import front_matter, template
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
-from prompt_lsp.format.examples import load_examples
+from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.model import PromptDocument
 
 # Checks that render the template (tens of milliseconds on a long prompt): the editor runs them
@@ -17,14 +18,14 @@ SLOW_CODES = frozenset({"context-overflow"})
 
 def check_document(
     doc: PromptDocument,
+    examples: ExampleSet | None,
     path: Path | None = None,
     *,
     default_model: str | None = None,
     slow: bool = True,
 ) -> list[Finding]:
-    """Every finding for `doc`, a file at `path` (examples are resolved from its folder);
-    without the SLOW_CODES checks when `slow` is false."""
-    examples = load_examples(doc, path)
+    """Every finding for `doc`, a file at `path`, whose examples are `examples`
+    (`evaluation.examples.load_examples`); without the SLOW_CODES checks when `slow` is false."""
     example_names = examples.variable_names if examples else None
     findings: list[Finding] = [
         *template.check_problems(doc),
@@ -74,10 +75,9 @@ def capped(findings: list[Finding]) -> list[Finding]:
 
 
 def check_slow(
-    doc: PromptDocument, path: Path | None = None, *, default_model: str | None = None
+    doc: PromptDocument, examples: ExampleSet | None, *, default_model: str | None = None
 ) -> list[Finding]:
     """Only the SLOW_CODES checks."""
-    examples = load_examples(doc, path)
     if examples is None or examples.error:
         return []
     return list(example_checks.check_context(doc, examples, default_model))

@@ -449,9 +449,9 @@ def _print_diff(store: Any, file: str) -> int:
 
 
 def run_render_command(args: argparse.Namespace) -> int:
+    from prompt_lsp.evaluation.examples import load_examples
     from prompt_lsp.evaluation.session import EvalSetupError, check_parsable, render_example
     from prompt_lsp.format import parse
-    from prompt_lsp.format.examples import load_examples
 
     try:
         path, text = _read_prompt(args.file)

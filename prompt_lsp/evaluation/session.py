@@ -22,6 +22,7 @@ from typing import Any
 
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
+from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
     EMBEDDED_MODEL_NAME,
     LOCAL_EXTRA_MESSAGE,
@@ -58,7 +59,7 @@ from prompt_lsp.evaluation.runner import (
     aggregate,
 )
 from prompt_lsp.format import PromptDocument, parse
-from prompt_lsp.format.examples import Example, load_examples
+from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (

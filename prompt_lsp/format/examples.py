@@ -1,8 +1,5 @@
-"""Examples attached to a prompt: JSONL, JSON, CSV, YAML files or an inline list.
-
-Parsing is pure (`parse_examples`); `load_examples` reads the file and caches the result by
-(path, mtime, size), so checks on every keystroke cost one `stat`.
-"""
+"""Examples attached to a prompt: JSONL, JSON, CSV, YAML files or an inline list. Pure: reading
+the files (and caching them) is `evaluation.examples`'s job."""
 
 from __future__ import annotations
 
@@ -28,7 +25,6 @@ FORMATS = {
     ".yml": "yaml",
 }
 RESERVED_COLUMNS = ("id", "expected")
-MAX_EXAMPLES_BYTES = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -93,57 +89,21 @@ def examples_path(doc: PromptDocument, prompt_path: Path | None) -> Path | None:
     return path
 
 
-def load_examples(doc: PromptDocument, prompt_path: Path | None) -> ExampleSet | None:
-    """The prompt's examples; None when it has no `examples:`. Never raises."""
+def inline_examples(doc: PromptDocument) -> ExampleSet | None:
+    """The examples written in the front matter (`examples:` as a list), else None."""
     value = doc.metadata.get("examples")
-    if isinstance(value, list):
-        lines = [
-            e.value_range.start.line
-            for e in doc.entries
-            if len(e.path) == 2 and e.path[0] == "examples"
-        ]
-        return _from_records(value, lines, None)
-    path = examples_path(doc, prompt_path)
-    if path is None:
+    if not isinstance(value, list):
         return None
-    return load_examples_file(path)
+    lines = [
+        e.value_range.start.line
+        for e in doc.entries
+        if len(e.path) == 2 and e.path[0] == "examples"
+    ]
+    return _from_records(value, lines, None)
 
 
-def load_examples_file(path: Path) -> ExampleSet:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return ExampleSet(path, missing=True, error=f"{path.name} does not exist")
-    except OSError as err:
-        return ExampleSet(path, error=f"cannot read {path.name}: {err.strerror}")
-    if not path.is_file():
-        return ExampleSet(path, error=f"{path.name} is not a file")
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-_cache: dict[str, tuple[tuple[int, int], ExampleSet]] = {}
-
-
-def _load_cached(path: str, mtime_ns: int, size: int) -> ExampleSet:
-    hit = _cache.get(path)
-    if hit and hit[0] == (mtime_ns, size):
-        return hit[1]
-    result = _read_file(Path(path), size)
-    _cache[path] = ((mtime_ns, size), result)
-    return result
-
-
-def _read_file(path: Path, size: int) -> ExampleSet:
-    if size > MAX_EXAMPLES_BYTES:
-        return ExampleSet(
-            path, error=f"{path.name} is larger than {MAX_EXAMPLES_BYTES // 1_000_000} MB"
-        )
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        return ExampleSet(path, error=f"{path.name} is not UTF-8 text")
-    except OSError as err:
-        return ExampleSet(path, error=f"cannot read {path.name}: {err.strerror}")
+def parse_examples_file(text: str, path: Path) -> ExampleSet:
+    """Parse the text of the examples file at `path` (its suffix gives the format)."""
     result = parse_examples(text, FORMATS.get(path.suffix.lower(), "jsonl"))
     result.source = path
     return result
@@ -282,17 +242,12 @@ def _from_records(records: list[Any], lines: list[int], source: Path | None) -> 
     return result
 
 
-def clear_cache() -> None:
-    _cache.clear()
-
-
 __all__ = [
     "Example",
     "ExampleProblem",
     "ExampleSet",
     "examples_path",
-    "load_examples",
-    "load_examples_file",
+    "inline_examples",
     "parse_examples",
-    "clear_cache",
+    "parse_examples_file",
 ]

@@ -21,7 +21,8 @@ from prompt_lsp.catalog.tokens import (
     file_tokens,
     token_pairs,
 )
-from prompt_lsp.format.examples import FORMATS, load_examples
+from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.format.examples import FORMATS
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.format.template import environment

@@ -11,6 +11,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
+from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
@@ -64,7 +65,7 @@ class DiagnosticsScheduler:
             return
         state = await self._parsed(uri, document.version, document.source)
         model = self.ls.settings.default_model
-        findings = await self._findings(uri, check_document, state, model, slow=not typing)
+        findings = await self._findings(uri, _all_checks, state, model, slow=not typing)
         if not self._current(uri, state):
             return  # the text changed while checking: the newer check publishes
         if not typing:
@@ -75,7 +76,7 @@ class DiagnosticsScheduler:
         state.findings = findings + self.slow.get(uri, [])
         self.publish(state)
         await asyncio.sleep(SLOW_CHECKS_IDLE_S)
-        slow = await self._findings(uri, check_slow, state, model)
+        slow = await self._findings(uri, _slow_checks, state, model)
         if not self._current(uri, state):
             return
         if slow != self.slow.get(uri, []):
@@ -92,9 +93,7 @@ class DiagnosticsScheduler:
         self, uri: str, check, state: DocumentState, model: str | None, **kwargs
     ) -> list[Finding]:
         try:
-            return await asyncio.to_thread(
-                check, state.doc, state.path, default_model=model, **kwargs
-            )
+            return await asyncio.to_thread(check, state, model, **kwargs)
         except Exception as err:  # a checker bug: say so, keep the editor usable
             self.ls.log_to_client(
                 f"checking {uri} failed: {err!r}\n{traceback.format_exc(limit=6)}",
@@ -148,6 +147,15 @@ class DiagnosticsScheduler:
             path = examples_path(state.doc, state.path)
             if path is not None and path.resolve() == changed.resolve():
                 self.schedule(state.uri, 0)
+
+
+def _all_checks(state: DocumentState, model: str | None, slow: bool) -> list[Finding]:
+    examples = load_examples(state.doc, state.path)
+    return check_document(state.doc, examples, state.path, default_model=model, slow=slow)
+
+
+def _slow_checks(state: DocumentState, model: str | None) -> list[Finding]:
+    return check_slow(state.doc, load_examples(state.doc, state.path), default_model=model)
 
 
 def register(ls: PromptServer) -> DiagnosticsScheduler:

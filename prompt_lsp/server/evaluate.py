@@ -19,7 +19,8 @@ from pygls.uris import to_fs_path
 
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.checks.examples import examples_range
-from prompt_lsp.format.examples import Example, examples_path, load_examples
+from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.format.examples import Example, examples_path
 from prompt_lsp.format.model import Position, Range
 from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
 from prompt_lsp.server.evaluate_text import (

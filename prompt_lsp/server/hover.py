@@ -10,7 +10,8 @@ from lsprotocol import types
 from prompt_lsp.catalog.metrics import METRICS
 from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.catalog.tokens import lookup_token
-from prompt_lsp.format.examples import ExampleSet, load_examples
+from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import environment

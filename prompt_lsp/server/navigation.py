@@ -22,7 +22,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
-from prompt_lsp.format.examples import FORMATS, MAX_EXAMPLES_BYTES, RESERVED_COLUMNS, examples_path
+from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES
+from prompt_lsp.format.examples import FORMATS, RESERVED_COLUMNS, examples_path
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import KEYWORDS
 from prompt_lsp.format.text import OffsetMap, split_lines
