@@ -13,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,11 @@ def _console(stderr: bool = False) -> Any:
 def run_eval_command(args: argparse.Namespace) -> int:
     from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError
 
+    # Ctrl-C cancels calls inside litellm, which leaves a coroutine of its own un-awaited: its
+    # warning says nothing to the user.
+    warnings.filterwarnings(
+        "ignore", message="coroutine .* was never awaited", category=RuntimeWarning
+    )
     try:
         path, text = _read_prompt(args.file)
         for name in ("concurrency", "repeat"):
