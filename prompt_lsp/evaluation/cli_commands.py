@@ -41,7 +41,11 @@ def add_commands(subparsers: Any) -> None:
     evaluate.add_argument("--repeat", type=int, metavar="N", help="run each example N times")
     evaluate.add_argument("--timeout", type=float, metavar="SECONDS", help="per-call timeout")
     evaluate.add_argument(
-        "--example", action="append", metavar="ID", dest="examples", help="run only this example"
+        "--example",
+        action="append",
+        metavar="ID",
+        dest="examples",
+        help="run only this example (repeatable; such runs are not recorded in the history)",
     )
     evaluate.add_argument(
         "--no-cache", action="store_true", help="ignore and do not fill the response cache"
