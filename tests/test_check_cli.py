@@ -287,3 +287,16 @@ def test_version_and_help(tmp_path: Path) -> None:
     assert check_help.returncode == 0
     for option in ("--format", "{text,json,github}", "--model", "PATH"):
         assert option in check_help.stdout
+
+
+def test_the_command_line_analyses_files_too_large_for_the_editor(tmp_path: Path) -> None:
+    body = "Some prose line.\n" * 25_000 + "{{ undeclared }}\n"
+    write(
+        tmp_path,
+        "huge.prompt",
+        "---\ninput:\n  schema:\n    topic: string\n---\n{{ topic }}\n" + body,
+    )
+    result = run("check", "huge.prompt", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "undefined-variable 'undeclared'" in result.stdout
+    assert "too-large" not in result.stdout

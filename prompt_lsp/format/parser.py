@@ -16,11 +16,13 @@ MAX_ANALYSED_LINES = 20_000
 FENCE = "---"
 
 
-def parse(text: str) -> PromptDocument:
+def parse(text: str, *, bounded: bool = True) -> PromptDocument:
+    """The document model of `text`. `bounded` (the editor's case) skips the template analysis
+    of very large files to stay responsive; the command line analyses everything."""
     lines = split_lines(text)
     doc = PromptDocument(text=text, lines=lines)
     try:
-        _parse_into(doc)
+        _parse_into(doc, bounded)
     except Exception as err:  # a parser bug must not take the editor down
         doc.problems.append(
             Problem("parse-error", f"Internal parser error: {err!r}", Range.of(0, 0))
@@ -28,11 +30,14 @@ def parse(text: str) -> PromptDocument:
     return doc
 
 
-def _parse_into(doc: PromptDocument) -> None:
+def _parse_into(doc: PromptDocument, bounded: bool) -> None:
     lines = doc.lines
     if lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
         _read_front_matter(doc)
-    if len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES:
+    too_large = (
+        len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES
+    )
+    if bounded and too_large:
         doc.truncated = True
         return
     body_lines = lines[doc.body_start_line :]
@@ -40,7 +45,7 @@ def _parse_into(doc: PromptDocument) -> None:
         return
     doc.messages = split_messages(body_lines, doc.body_start_line)
     body = "\n".join(body_lines)
-    analysis = analyse_template_cached(body, doc.body_start_line)
+    analysis = analyse_template_cached(body, doc.body_start_line, bounded)
     doc.names, doc.blocks, doc.template_ok = (
         list(analysis.names),
         list(analysis.blocks),

@@ -101,10 +101,10 @@ class TemplateAnalysis:
     ast: nodes.Template | None = None  # Jinja's tree when it parsed; never changed after
 
 
-def analyse_template_cached(source: str, first_line: int) -> TemplateAnalysis:
+def analyse_template_cached(source: str, first_line: int, bounded: bool = True) -> TemplateAnalysis:
     """`analyse_template`, remembered for the last few bodies: an edit in the front matter leaves
     the body as it was, and rendering reuses the parsed tree. Callers copy the lists they keep."""
-    return _analysis_cache(source, first_line)
+    return _analysis_cache(source, first_line, bounded)
 
 
 class TooManyTokens(TemplateSyntaxError):
@@ -125,11 +125,12 @@ class _OpenBlock:
     start: int
 
 
-def analyse_template(source: str, first_line: int) -> TemplateAnalysis:
-    """Analyse `source` (the body joined with `\\n`) whose first line is file line `first_line`."""
+def analyse_template(source: str, first_line: int, bounded: bool = True) -> TemplateAnalysis:
+    """Analyse `source` (the body joined with `\\n`) whose first line is file line `first_line`;
+    `bounded`: stop after MAX_TOKENS, as the editor must (a command line need not)."""
     offsets = OffsetMap(source, first_line)
     result = TemplateAnalysis()
-    tokens, raw, lex_error = _lex(source)
+    tokens, raw, lex_error = _lex(source, MAX_TOKENS if bounded else None)
     result.data_spans = [(t.start, t.end) for t in tokens if t.kind == "data"]
     free_names: set[str] | None = None
     parse_error = lex_error
@@ -166,7 +167,9 @@ def analyse_template(source: str, first_line: int) -> TemplateAnalysis:
     return result
 
 
-def _lex(source: str) -> tuple[list[_Token], list[tuple], TemplateSyntaxError | None]:
+def _lex(
+    source: str, max_tokens: int | None = MAX_TOKENS
+) -> tuple[list[_Token], list[tuple], TemplateSyntaxError | None]:
     """Tokens with their offsets (each raw value is found from the running cursor), and the raw
     token tuples so the parser need not lex a second time."""
     tokens: list[_Token] = []
@@ -174,7 +177,7 @@ def _lex(source: str) -> tuple[list[_Token], list[tuple], TemplateSyntaxError | 
     cursor = 0
     try:
         for item in environment().lexer.tokeniter(source, None):
-            if len(raw) >= MAX_TOKENS:
+            if max_tokens is not None and len(raw) >= max_tokens:
                 return (
                     tokens,
                     raw,
