@@ -487,7 +487,9 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     def state_for(uri: str) -> DocumentState:
         state = ls.state(uri)
         if state is None:
-            raise ValueError(f"{uri} is not an open .prompt document")
+            message = f"{uri} is not an open .prompt document: open it in the editor first."
+            ls.show_to_client(message, types.MessageType.Warning)
+            raise ValueError(message)
         return state
 
     @ls.command(EVALUATE)
