@@ -108,13 +108,17 @@ def build_examples() -> str:
     return "\n".join(rows) + "\n"
 
 
-def time_runs(texts: list[str], path: Path, slow: bool = True) -> tuple[list[float], list[float]]:
+def time_runs(
+    texts: list[str], path: Path, slow: bool = True, previous: str | None = None
+) -> tuple[list[float], list[float]]:
     """Wall and CPU milliseconds of parse + every check (without the slow ones, which the
-    editor runs once typing pauses, when `slow` is false), once per text."""
+    editor runs once typing pauses, when `slow` is false), once per text; with `previous`, each
+    text is parsed as an edit of that one, as the editor does."""
     wall, cpu = [], []
+    before = parse(previous) if previous is not None else None
     for text in texts:
         start, start_cpu = time.perf_counter(), time.process_time()
-        doc = parse(text)
+        doc = parse(text, previous=before)
         check_document(doc, load_examples(doc, path), path, slow=slow)
         wall.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             text.replace("max_tokens: 400", f"max_tokens: {401 + n}") for n in range(args.runs)
         ]
         body = [f"{text}Run {n}.\n" for n in range(args.runs)]
+        # - a prose edit (a word typed in a line of plain text): the editor keeps the analysis
+        prose_line = next(line for line in text.split("\n")[40:] if line and "{" not in line)
+        prose = [text.replace(prose_line, f"{prose_line} word{n}", 1) for n in range(args.runs)]
         if args.profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -180,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             "body edit": summary(f"body edit, {args.runs} runs", *time_runs(body, path)),
             "body edit, while typing": summary(
                 "body edit, checks run while typing", *time_runs(body, path, slow=False)
+            ),
+            "prose edit, while typing": summary(
+                "prose edit, checks run while typing",
+                *time_runs(prose, path, slow=False, previous=text),
             ),
         }
         for label, median in results.items():

@@ -797,3 +797,42 @@ def test_free_names_match_jinja(source: str) -> None:
     assert _free_names(_parse_tokens(source, raw)) == expected
     variables = {u.name for u in analyse_template(source, 0).names if u.kind == "variable"}
     assert variables == expected
+
+
+def _analysis(doc: PromptDocument) -> tuple:
+    return (doc.names, doc.blocks, doc.tokens, doc.messages, doc.problems, doc.template_ok)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    sorted(Path(__file__).resolve().parent.parent.glob("samples/*/*.prompt")),
+    ids=lambda p: p.stem,
+)
+def test_a_prose_edit_reuses_the_analysis_and_matches_a_full_parse(prompt: Path) -> None:
+    text = prompt.read_text()
+    before = parse(text)
+    lines = text.split("\n")
+    prose = [
+        n
+        for n in range(before.body_start_line, len(lines))
+        if lines[n].strip() and not any(c in lines[n] for c in "{}<>[]")
+    ]
+    assert prose, "the sample has prose lines to edit"
+    for n in prose[:5]:
+        for replacement in (lines[n] + " and more", "assistant:", lines[n] + " {{ new }}", ""):
+            edited = "\n".join(lines[:n] + [replacement] + lines[n + 1 :])
+            assert _analysis(parse(edited, previous=before)) == _analysis(parse(edited))
+
+
+def test_a_prose_edit_skips_the_template_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prompt_lsp.format import parser
+
+    text = "---\nname: x\n---\nuser:\nSome prose here.\n{{ topic }}\n"
+    before = parse(text)
+    calls = []
+    real = parser.analyse_template_cached
+    monkeypatch.setattr(parser, "analyse_template_cached", lambda *a: calls.append(a) or real(*a))
+    after = parse(text.replace("Some prose", "Some more prose"), previous=before)
+    assert calls == [] and [u.name for u in after.variables] == ["topic"]
+    parse(text.replace("Some prose", "Some {{ x }} prose"), previous=before)
+    assert len(calls) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from prompt_lsp.catalog.tokens import lookup_token
-from prompt_lsp.format.body import find_tokens, split_messages
+from prompt_lsp.format.body import ROLE_MARKER, find_tokens, split_messages
 from prompt_lsp.format.frontmatter import parse_front_matter
 from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
 from prompt_lsp.format.template import analyse_template_cached
@@ -16,13 +18,16 @@ MAX_ANALYSED_LINES = 20_000
 FENCE = "---"
 
 
-def parse(text: str, *, bounded: bool = True) -> PromptDocument:
+def parse(
+    text: str, *, bounded: bool = True, previous: PromptDocument | None = None
+) -> PromptDocument:
     """The document model of `text`. `bounded` (the editor's case) skips the template analysis
-    of very large files to stay responsive; the command line analyses everything."""
+    of very large files to stay responsive; the command line analyses everything. `previous`,
+    the model of the text before an edit, lets an edit of plain prose skip the Jinja analysis."""
     lines = split_lines(text)
     doc = PromptDocument(text=text, lines=lines)
     try:
-        _parse_into(doc, bounded)
+        _parse_into(doc, bounded, previous)
     except Exception as err:  # a parser bug must not take the editor down
         doc.problems.append(
             Problem("parse-error", f"Internal parser error: {err!r}", Range.of(0, 0))
@@ -30,7 +35,7 @@ def parse(text: str, *, bounded: bool = True) -> PromptDocument:
     return doc
 
 
-def _parse_into(doc: PromptDocument, bounded: bool) -> None:
+def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | None) -> None:
     lines = doc.lines
     if lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
         _read_front_matter(doc)
@@ -44,6 +49,13 @@ def _parse_into(doc: PromptDocument, bounded: bool) -> None:
     if not body_lines:
         return
     doc.messages = split_messages(body_lines, doc.body_start_line)
+    if previous is not None and _only_prose_changed(doc, previous):
+        doc.names, doc.blocks, doc.tokens = (
+            list(previous.names),
+            list(previous.blocks),
+            list(previous.tokens),
+        )
+        return
     body = "\n".join(body_lines)
     analysis = analyse_template_cached(body, doc.body_start_line, bounded)
     doc.names, doc.blocks, doc.template_ok = (
@@ -58,6 +70,33 @@ def _parse_into(doc: PromptDocument, bounded: bool) -> None:
         analysis.data_spans,
         OffsetMap(body, doc.body_start_line),
         lambda t: t in declared or lookup_token(t) is not None,
+    )
+
+
+# Characters that can start or end Jinja syntax or a special token.
+_STRUCTURAL = re.compile(r"[{}<>\[\]]")
+
+
+def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
+    """Whether the edit from `previous` changed one body line that held, and holds, only prose:
+    then every Jinja name, block and special token stays where it was (it sits on other lines)
+    and the template analysis, the costly part of a parse, can be kept."""
+    if (
+        previous.truncated
+        or not previous.template_ok
+        or previous.body_start_line != doc.body_start_line
+        or len(previous.lines) != len(doc.lines)
+    ):
+        return False
+    changed = [
+        n for n, (new, old) in enumerate(zip(doc.lines, previous.lines, strict=True)) if new != old
+    ]
+    if len(changed) != 1 or changed[0] < doc.body_start_line:
+        return False
+    line = changed[0]
+    return not any(
+        _STRUCTURAL.search(text) or ROLE_MARKER.match(text)
+        for text in (doc.lines[line], previous.lines[line])
     )
 
 

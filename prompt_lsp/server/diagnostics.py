@@ -4,6 +4,7 @@ when an examples file the prompt reads changes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import traceback
 from pathlib import Path
 
@@ -122,7 +123,10 @@ class DiagnosticsScheduler:
 
         if (state := known()) is not None:
             return state
-        doc = await asyncio.to_thread(parse, text)
+        previous = states.get(uri)
+        doc = await asyncio.to_thread(
+            functools.partial(parse, text, previous=previous.doc if previous else None)
+        )
         if (state := known()) is not None:
             return state  # a request parsed it meanwhile: one state per version
         path = Path(to_fs_path(uri)) if uri.startswith("file:") else None

@@ -100,7 +100,7 @@ class PromptServer(LanguageServer):
         cached = self._states.get(uri)
         if cached is not None and cached.version == document.version and cached.doc.text == text:
             return cached
-        doc = parse(text)
+        doc = parse(text, previous=cached.doc if cached is not None else None)
         path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
         state = DocumentState(uri, document.version, doc, path, Positions(doc.lines, self.encoding))
         self._states[uri] = state
