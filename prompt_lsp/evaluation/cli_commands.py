@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.evaluation.report import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -13,31 +13,6 @@ from prompt_lsp.history.compare import Comparison, ExampleChange
 from prompt_lsp.history.store import ExampleResult
 
 
-def format_score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
-def format_delta(value: float | None) -> str:
-    """▲0.051 / ▼0.012 / = (no change at three decimals); empty when unknown."""
-    if value is None:
-        return ""
-    if abs(value) < 0.0005:
-        return "="
-    return f"{'▲' if value > 0 else '▼'}{abs(value):.3f}"
-
-
-def shorten(text: object, width: int = 60) -> str:
-    """One line of at most `width` characters."""
-    if text is None or text == "":
-        return ""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def format_when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
-
-
 @dataclass
 class RunReport:
     """One evaluation of one version of a prompt: per-example results and aggregates."""

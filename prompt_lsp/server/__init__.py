@@ -64,7 +64,6 @@ def quiet_garbage_collection() -> None:
     memory) and stalls whatever thread triggers it, typing included. Objects loaded so far are
     frozen out of collections, automatic full collections are made rare, and the diagnostics
     scheduler collects when the user pauses (`PromptServer.collect_when_idle`)."""
-    gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, 100_000)

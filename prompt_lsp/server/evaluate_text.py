@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from prompt_lsp.evaluation.examples import load_examples
-from prompt_lsp.evaluation.report import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
 
