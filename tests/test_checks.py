@@ -962,3 +962,18 @@ def test_findings_of_one_code_are_capped() -> None:
     assert len(unbalanced) == 51
     assert unbalanced[-1].message == "350 more 'unbalanced-token' findings are not shown."
     assert unbalanced[-1].severity == Severity.INFORMATION
+
+
+def test_an_empty_examples_list_says_evaluate_is_not_available() -> None:
+    assert codes(check("---\nexamples: []\n---\nhi\n")) == {"no-examples"}
+    assert "no-examples" not in codes(check("---\nexamples:\n  - {input: {}}\n---\nhi\n"))
+
+
+def test_a_relative_examples_path_in_an_unsaved_prompt_is_not_read_from_the_cwd() -> None:
+    findings = check("---\nexamples: x.jsonl\n---\nhi\n", None)
+    assert [(f.code, f.message) for f in findings] == [
+        (
+            "examples-not-found",
+            "Examples: save the prompt first: its examples path is relative to it.",
+        )
+    ]

@@ -77,6 +77,14 @@ def check_examples_file(
             related=(where,),
             elsewhere=where,
         )
+    if not examples.examples and not examples.problems:
+        yield Finding(
+            "no-examples",
+            Severity.INFORMATION,
+            rng,
+            f"{'The examples list' if examples.source is None else name} has no examples yet: "
+            "Evaluate will not be available.",
+        )
 
 
 def _create_examples_fix(doc: PromptDocument, path: Path) -> Fix:

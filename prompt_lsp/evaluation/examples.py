@@ -27,6 +27,8 @@ def load_examples(doc: PromptDocument, prompt_path: Path | None) -> ExampleSet |
     path = examples_path(doc, prompt_path)
     if path is None:
         return None
+    if not path.is_absolute() and prompt_path is None:
+        return ExampleSet(None, error="save the prompt first: its examples path is relative to it")
     return load_examples_file(path)
 
 
