@@ -96,3 +96,15 @@ def test_evaluate_through_the_code_lens_on_the_local_model(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "score: rougeL " in result.stderr
     assert (tmp_path / ".prompt-lsp" / "history.sqlite3").exists()
+
+
+def test_plugin_commands_reach_the_server(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "haiku.prompt"
+    prompt.write_text(HAIKU.replace(" in a {{ mood }} tone", ""))
+    rendered = tmp_path / ".prompt-lsp" / "out" / "haiku.rendered.md"
+    result = run_nvim("commands.lua", prompt, RENDERED_FILE=str(rendered))
+    assert result.returncode == 0, result.stderr
+    assert "Write a haiku about autumn rain." in rendered.read_text()
+    for step in ("render ok", "compare ok", "cancel ok"):
+        assert step in result.stderr
