@@ -42,6 +42,7 @@ def run_nvim(
     environment = {
         **os.environ,
         "PROMPT_LSP_NVIM_PLUGIN": str(PLUGIN),
+        "PROMPT_LSP_NVIM_TESTS": str(SCRIPTS),
         "PROMPT_LSP_PYTHON": sys.executable,
         "PROMPT_FILE": str(prompt),
         **env,

@@ -17,6 +17,11 @@ def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> list[str
     return difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
 
 
+def suggestion_hint(suggestions: list[str]) -> str:
+    """` Did you mean 'x'?` for the best suggestion, or nothing."""
+    return f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+
+
 def replace_fixes(rng: Range, suggestions: list[str], what: str) -> tuple[Fix, ...]:
     return tuple(
         Fix(f"Change {what} to '{s}'", (TextEdit(rng, s),), preferred=i == 0)
@@ -34,7 +39,7 @@ def check_keys(doc: PromptDocument) -> Iterator[Finding]:
         if parent == ("config",) and not suggestions:
             continue  # other provider parameters pass through to the model call
         where = "front matter" if not parent else f"`{'.'.join(map(str, parent))}`"
-        hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+        hint = suggestion_hint(suggestions)
         yield Finding(
             "unknown-key",
             Severity.WARNING,
@@ -182,7 +187,7 @@ def _check_schema_types(doc: PromptDocument) -> Iterator[Finding]:
         rng = field.type_range or field.range
         written = field.raw_type or field.type
         suggestions = did_you_mean(written.lower(), SCHEMA_TYPES)
-        hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+        hint = suggestion_hint(suggestions)
         yield Finding(
             "invalid-value",
             Severity.ERROR,
@@ -210,7 +215,7 @@ def check_model(doc: PromptDocument) -> Iterator[Finding]:
     literal = isinstance(written.value, str)
     rng = written.value_range if literal else entry.key_range or entry.value_range
     suggestions = suggest_models(model)
-    hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+    hint = suggestion_hint(suggestions)
     yield Finding(
         "unknown-model",
         Severity.WARNING,
@@ -261,7 +266,7 @@ def check_metrics(doc: PromptDocument) -> Iterator[Finding]:
         if name in METRICS:
             continue
         suggestions = suggest_metric(name)
-        hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+        hint = suggestion_hint(suggestions)
         yield Finding(
             "unknown-metric",
             Severity.ERROR,

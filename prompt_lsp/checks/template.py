@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.catalog.tokens import SEED_TOKENS, family_for_model, lookup_token, token_pairs
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
-from prompt_lsp.checks.front_matter import did_you_mean, replace_fixes
+from prompt_lsp.checks.front_matter import did_you_mean, replace_fixes, suggestion_hint
 from prompt_lsp.format.model import Entry, Position, PromptDocument, Range, SchemaField, TokenUse
 from prompt_lsp.format.template import environment
 
@@ -258,7 +258,7 @@ def check_filters(doc: PromptDocument) -> Iterator[Finding]:
         else:
             continue
         suggestions = did_you_mean(use.name, known)
-        hint = f" Did you mean '{suggestions[0]}'?" if suggestions else ""
+        hint = suggestion_hint(suggestions)
         yield Finding(
             "unknown-filter",
             Severity.ERROR,

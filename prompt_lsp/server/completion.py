@@ -99,7 +99,7 @@ def typing_state(ls: PromptServer, uri: str) -> DocumentState | None:
     lines are the same, and re-analysing a long template on every keystroke costs tens of
     milliseconds (a 2,000-line body: ~50 ms). Anything else gets a full parse."""
     document = ls.workspace.text_documents.get(uri)
-    last = ls._states.get(uri)  # the last parsed version, not parsed again here
+    last = ls.last_state(uri)  # the last parsed version, not parsed again here
     if document is None or last is None or last.version == document.version:
         return ls.state(uri)
     text = document.source

@@ -16,7 +16,7 @@ from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
-from prompt_lsp.server.convert import Positions, to_diagnostic
+from prompt_lsp.server.convert import to_diagnostic
 from prompt_lsp.server.server import PromptServer, contained, is_prompt_uri
 from prompt_lsp.server.state import DocumentState
 
@@ -113,28 +113,13 @@ class DiagnosticsScheduler:
         """The state of this version of the document, parsed in a worker thread if it is not
         yet: analysing a long template takes tens of milliseconds, and requests that arrive
         meanwhile (completion as the user resumes typing) are answered in the meantime."""
-        states = self.ls._states
-
-        def known() -> DocumentState | None:
-            state = states.get(uri)
-            if state is not None and state.version == version and state.doc.text == text:
-                return state
-            return None
-
-        if (state := known()) is not None:
+        if (state := self.ls.parsed(uri, version, text)) is not None:
             return state
-        previous = states.get(uri)
-        doc = await asyncio.to_thread(
-            functools.partial(parse, text, previous=previous.doc if previous else None)
-        )
-        if (state := known()) is not None:
+        previous = self.ls.previous_doc(uri)
+        doc = await asyncio.to_thread(functools.partial(parse, text, previous=previous))
+        if (state := self.ls.parsed(uri, version, text)) is not None:
             return state  # a request parsed it meanwhile: one state per version
-        path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
-        state = DocumentState(uri, version, doc, path, Positions(doc.lines, self.ls.encoding))
-        document = self.ls.workspace.text_documents.get(uri)
-        if document is not None and document.version == version:
-            states[uri] = state
-        return state
+        return self.ls.remember(uri, version, doc)
 
     def publish(self, state: DocumentState) -> None:
         diagnostics = [to_diagnostic(f, state.positions, state.uri) for f in state.findings or []]

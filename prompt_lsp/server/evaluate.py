@@ -161,11 +161,7 @@ class Evaluations:
         if not force and now - self._last_refresh < REFRESH_EVERY_S:
             return
         self._last_refresh = now
-        workspace = self.ls.client_capabilities.workspace
-        if workspace and workspace.code_lens and workspace.code_lens.refresh_support:
-            self.ls.spawn(self.ls.workspace_code_lens_refresh_async(None))
-        if force and workspace and workspace.inlay_hint and workspace.inlay_hint.refresh_support:
-            self.ls.spawn(self.ls.workspace_inlay_hint_refresh_async(None))
+        self.ls.refresh_views(inlay_hints=force)
 
     # ---------------------------------------------------------------- running
 

@@ -81,6 +81,7 @@ async def _pull_settings(ls: PromptServer, scheduler: DiagnosticsScheduler) -> N
 def _apply(ls: PromptServer, scheduler: DiagnosticsScheduler, settings: Settings) -> None:
     changed = settings != ls.settings
     ls.settings = settings
-    if changed:
+    if changed:  # the default model shows in lenses and token counts, and changes checks
         for state in ls.open_states():
             scheduler.schedule(state.uri, 0)
+        ls.refresh_views()

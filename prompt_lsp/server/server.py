@@ -21,7 +21,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
 from prompt_lsp import __version__
-from prompt_lsp.format import parse
+from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.server.convert import Positions
 from prompt_lsp.server.state import DocumentState, Settings
 
@@ -97,13 +97,34 @@ class PromptServer(LanguageServer):
         if document is None or not is_prompt_uri(uri):
             return None
         text = document.source
-        cached = self._states.get(uri)
-        if cached is not None and cached.version == document.version and cached.doc.text == text:
-            return cached
-        doc = parse(text, previous=cached.doc if cached is not None else None)
+        known = self.parsed(uri, document.version, text)
+        if known is not None:
+            return known
+        return self.remember(uri, document.version, parse(text, previous=self.previous_doc(uri)))
+
+    def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
+        """The state already parsed for exactly this version and text, if any."""
+        state = self._states.get(uri)
+        if state is not None and state.version == version and state.doc.text == text:
+            return state
+        return None
+
+    def previous_doc(self, uri: str) -> PromptDocument | None:
+        """The model of the last version parsed (to reuse its analysis when the edit allows)."""
+        state = self._states.get(uri)
+        return state.doc if state is not None else None
+
+    def last_state(self, uri: str) -> DocumentState | None:
+        """The state of the last version parsed, which may be older than the document."""
+        return self._states.get(uri)
+
+    def remember(self, uri: str, version: int | None, doc: PromptDocument) -> DocumentState:
+        """A state for `doc`, kept as the document's while the document is at `version`."""
         path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
-        state = DocumentState(uri, document.version, doc, path, Positions(doc.lines, self.encoding))
-        self._states[uri] = state
+        state = DocumentState(uri, version, doc, path, Positions(doc.lines, self.encoding))
+        document = self.workspace.text_documents.get(uri)
+        if document is not None and document.version == version:
+            self._states[uri] = state
         return state
 
     def forget(self, uri: str) -> None:
@@ -124,6 +145,19 @@ class PromptServer(LanguageServer):
             if holding:
                 return max(holding, key=lambda f: len(f.parts))
         return None
+
+    def refresh_views(self, inlay_hints: bool = True) -> None:
+        """Ask the client to request code lenses (and inlay hints) again, where it can."""
+        workspace = self.client_capabilities.workspace
+        if workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.spawn(self.workspace_code_lens_refresh_async(None))
+        if (
+            inlay_hints
+            and workspace
+            and workspace.inlay_hint
+            and workspace.inlay_hint.refresh_support
+        ):
+            self.spawn(self.workspace_inlay_hint_refresh_async(None))
 
     # ------------------------------------------------------------ background work
 

@@ -1,21 +1,10 @@
 -- Headless Neovim end-to-end: the plugin starts the server; diagnostics, completion, hover and a
 -- quick fix are read back as a user would see them. Exit code 0 = pass; messages on stderr.
-local plugin_dir = os.getenv("PROMPT_LSP_NVIM_PLUGIN")
-local python = os.getenv("PROMPT_LSP_PYTHON") or "python3"
-vim.opt.runtimepath:prepend(plugin_dir)
+local h = dofile(os.getenv("PROMPT_LSP_NVIM_TESTS") .. "/harness.lua")
+local fail, note = h.fail, h.note
 
-local function fail(msg)
-  io.stderr:write("FAIL: " .. msg .. "\n")
-  vim.cmd("cquit 1")
-end
-local function note(msg)
-  io.stderr:write(msg .. "\n")
-end
-
-local ok, err = pcall(function()
-  require("prompt_lsp").setup({ cmd = { python, "-m", "prompt_lsp", "serve" }, debounce_text_changes = 0 })
-  vim.cmd("edit " .. vim.fn.fnameescape(os.getenv("PROMPT_FILE")))
-  local buf = vim.api.nvim_get_current_buf()
+h.run(function()
+  local buf = h.open({ debounce_text_changes = 0 })
   if vim.bo[buf].filetype ~= "prompt" then
     fail("filetype is " .. vim.bo[buf].filetype)
   end
@@ -138,7 +127,3 @@ local ok, err = pcall(function()
   end
   note("quick fix ok")
 end)
-if not ok then
-  fail(tostring(err))
-end
-vim.cmd("qall!")

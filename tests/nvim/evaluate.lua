@@ -1,18 +1,10 @@
 -- Headless Neovim: run Evaluate through the code lens (on the embedded local model) and read the
 -- score lens that replaces it. Exit code 0 = pass.
-local plugin_dir = os.getenv("PROMPT_LSP_NVIM_PLUGIN")
-local python = os.getenv("PROMPT_LSP_PYTHON") or "python3"
-vim.opt.runtimepath:prepend(plugin_dir)
+local h = dofile(os.getenv("PROMPT_LSP_NVIM_TESTS") .. "/harness.lua")
+local fail, note = h.fail, h.note
 
-local function fail(msg)
-  io.stderr:write("FAIL: " .. msg .. "\n")
-  vim.cmd("cquit 1")
-end
-
-local ok, err = pcall(function()
-  require("prompt_lsp").setup({ cmd = { python, "-m", "prompt_lsp", "serve" } })
-  vim.cmd("edit " .. vim.fn.fnameescape(os.getenv("PROMPT_FILE")))
-  local buf = vim.api.nvim_get_current_buf()
+h.run(function()
+  local buf = h.open()
 
   local function titles()
     local out = {}
@@ -23,18 +15,7 @@ local ok, err = pcall(function()
     end
     return out
   end
-  -- a refresh sent before the server is up is lost for good in Neovim 0.7: wait for it
-  local attached = vim.wait(30000, function()
-    for _, client in pairs(vim.lsp.buf_get_clients(buf)) do
-      if client.server_capabilities and client.server_capabilities.codeLensProvider then
-        return true
-      end
-    end
-    return false
-  end, 100)
-  if not attached then
-    fail("the server did not attach")
-  end
+  h.wait_attached(buf, "codeLensProvider")
   local function wait_for_lens(pattern, ms)
     local found
     local done = vim.wait(ms, function()
@@ -54,7 +35,7 @@ local ok, err = pcall(function()
   end
 
   local evaluate = wait_for_lens("^▶ Evaluate %(2 examples", 30000)
-  io.stderr:write("lens: " .. evaluate .. "\n")
+  note("lens: " .. evaluate)
   -- pick the Evaluate lens as a user would from the lens menu of line 1
   vim.ui.select = function(items, opts, on_choice)
     for i, item in ipairs(items) do
@@ -71,9 +52,5 @@ local ok, err = pcall(function()
   if not score:find("2/2 ok", 1, true) then
     fail("the score lens does not count 2/2 ok: " .. score)
   end
-  io.stderr:write("score: " .. score .. "\n")
+  note("score: " .. score)
 end)
-if not ok then
-  fail(tostring(err))
-end
-vim.cmd("qall!")
