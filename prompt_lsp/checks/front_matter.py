@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from prompt_lsp.catalog.metrics import METRICS, suggest_metric
 from prompt_lsp.catalog.models import is_known_model, suggest_models
 from prompt_lsp.checks.findings import Finding, Fix, Severity, TextEdit
-from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
+from prompt_lsp.format.keys import PROMPTY_KINDS, SCHEMA_TYPES, SECTIONS
+from prompt_lsp.format.language import Dialect
 from prompt_lsp.format.model import Entry, PromptDocument, Range
 
 
@@ -35,6 +37,8 @@ def check_keys(doc: PromptDocument) -> Iterator[Finding]:
         known = SECTIONS.get(parent)  # type: ignore[arg-type]
         if known is None or not isinstance(key, str) or key in known or entry.key_range is None:
             continue
+        if not parent and "." in key:
+            continue  # a Dotprompt extension field `namespace.key`
         suggestions = did_you_mean(key, list(known))
         if parent == ("config",) and not suggestions:
             continue  # other provider parameters pass through to the model call
@@ -181,9 +185,12 @@ def check_values(doc: PromptDocument) -> Iterator[Finding]:
 
 
 def _check_schema_types(doc: PromptDocument) -> Iterator[Finding]:
+    dotprompt = doc.template_format.dialect is Dialect.DOTPROMPT
     for field in doc.schema:
-        if field.type in SCHEMA_TYPES:
+        if field.type in SCHEMA_TYPES or field.type in PROMPTY_KINDS:
             continue
+        if dotprompt and _NAMED_SCHEMA.match(field.raw_type):
+            continue  # a schema the application registers (Genkit's `defineSchema`)
         rng = field.type_range or field.range
         written = field.raw_type or field.type
         suggestions = did_you_mean(written.lower(), SCHEMA_TYPES)
@@ -195,6 +202,9 @@ def _check_schema_types(doc: PromptDocument) -> Iterator[Finding]:
             f"Unknown type '{written}' for input '{field.name}': use one of {', '.join(SCHEMA_TYPES[:7])}.{hint}",
             fixes=replace_fixes(rng, suggestions, "type") if field.type_range else (),
         )
+
+
+_NAMED_SCHEMA = re.compile(r"^[A-Z][A-Za-z0-9_]*$")
 
 
 def _show(value: Any) -> str:

@@ -10,6 +10,16 @@ from prompt_lsp.format.text import OffsetMap
 
 ROLES = ("system", "user", "assistant")
 ROLE_MARKER = re.compile(r"^\s*(system|user|assistant)\s*:\s*$", re.IGNORECASE)
+# Prompty's boundary (its chat parser's own regex): also `developer:`, a `#` before the role and
+# attributes `user[name="Alice", id=7]:`.
+_ATTRIBUTE = r"\w+\s*=\s*(?:\"[^\"]*\"|[^\",\]]*)"
+# (Prompty's possessive quantifiers are written here as comma-separated attributes: the same
+# lines match, and a malformed one cannot make the match backtrack exponentially.)
+PROMPTY_ROLE_MARKER = re.compile(
+    r"^\s*#?\s*(system|user|assistant|developer)"
+    rf"(\[\s*{_ATTRIBUTE}(?:\s*,\s*{_ATTRIBUTE})*\s*,?\s*\])?\s*:\s*$",
+    re.IGNORECASE,
+)
 
 _TOKEN = re.compile(
     r"<\|[^|\s<>]{1,48}\|>"  # <|im_start|>, <|eot_id|>
@@ -19,16 +29,19 @@ _TOKEN = re.compile(
 )
 
 
-def split_messages(lines: list[str], first_line: int) -> list[Message]:
+def split_messages(lines: list[str], first_line: int, *, prompty: bool = False) -> list[Message]:
     """Messages of the body `lines` (file lines from `first_line`); text before the first marker,
-    or a body without markers, is one user message."""
+    or a body without markers, is one user message (a system message in Prompty, whose markers
+    are `PROMPTY_ROLE_MARKER`)."""
+    pattern = PROMPTY_ROLE_MARKER if prompty else ROLE_MARKER
     markers = [
-        (i, m.group(1).lower()) for i, line in enumerate(lines) if (m := ROLE_MARKER.match(line))
+        (i, m.group(1).lower()) for i, line in enumerate(lines) if (m := pattern.match(line))
     ]
     messages: list[Message] = []
     preamble_end = markers[0][0] if markers else len(lines)
     if any(line.strip() for line in lines[:preamble_end]):
-        messages.append(_message("user", None, lines, 0, preamble_end, first_line))
+        preamble_role = "system" if prompty else "user"
+        messages.append(_message(preamble_role, None, lines, 0, preamble_end, first_line))
     for n, (index, role) in enumerate(markers):
         end = markers[n + 1][0] if n + 1 < len(markers) else len(lines)
         line_text = lines[index]

@@ -246,6 +246,8 @@ def _read_picoschema(
             )
         return
     for key, value in schema.items():
+        if str(key).replace(" ", "") == "(*)":
+            continue  # Picoschema's wildcard: any other key, of the type given
         entry = entry_of.get(base + (key,))
         match = _PICO_KEY.match(str(key))
         if not match:

@@ -67,7 +67,24 @@ TOP_LEVEL = _specs(
         "metrics", "list", "Scores computed for each example; the first one is the headline score."
     ),
     KeySpec("eval", "mapping", "Run settings: `concurrency`, `repeat`, `timeout`, `cache`."),
-    KeySpec("template", "any", "Template engine; `jinja2` is the only one for now."),
+    KeySpec(
+        "template",
+        "any",
+        "The template language: `jinja2`, `handlebars` (Dotprompt) or `mustache`; Prompty writes "
+        "`template: {format: {kind: mustache}}`. Without it the language is recognised from the "
+        "file (see the README's formats table).",
+        "template: handlebars",
+    ),
+    # Dotprompt
+    KeySpec(
+        "output",
+        "mapping",
+        "Dotprompt: the expected output, `format` (`text`, `json`, …) and `schema` (Picoschema).",
+    ),
+    KeySpec("variant", "string", "Dotprompt: the variant's name (`name.variant.prompt`)."),
+    KeySpec("toolDefs", "list", "Dotprompt: tool definitions written inline."),
+    KeySpec("ext", "mapping", "Dotprompt: extension fields (`ext.namespace.key`)."),
+    KeySpec("raw", "any", "Dotprompt: the raw front matter (set by Dotprompt itself)."),
     # Prompty compatibility
     KeySpec("inputs", "any", "Prompty's inputs, read as `input.schema` and `input.default`."),
     KeySpec("sample", "any", "Prompty's sample values, read as one inline example."),
@@ -75,6 +92,16 @@ TOP_LEVEL = _specs(
     KeySpec("metadata", "any", "Prompty: free-form metadata."),
     KeySpec("authors", "any", "Prompty: authors."),
     KeySpec("outputs", "any", "Prompty: output declarations (not used)."),
+    KeySpec("inputSchema", "any", "Prompty v2: the inputs as a schema (`properties`)."),
+    KeySpec("outputSchema", "any", "Prompty v2: the outputs as a schema."),
+    KeySpec("kind", "string", "Prompty v2: the kind of agent, e.g. `prompt`."),
+    KeySpec("id", "string", "Prompty v2: an identifier."),
+    KeySpec("instructions", "string", "Prompty v2: instructions in the front matter."),
+    KeySpec("additionalInstructions", "any", "Prompty v2: more instructions."),
+    KeySpec("connection", "any", "Prompty: connection settings."),
+    KeySpec("parameters", "any", "Prompty v1: parameters."),
+    KeySpec("guardrails", "any", "Prompty v2: guardrails."),
+    KeySpec("memory", "any", "Prompty v2: memory settings."),
     KeySpec("tools", "any", "Prompty: tools (not used by evaluation)."),
     KeySpec("tags", "any", "Free-form tags."),
 )
@@ -120,12 +147,24 @@ CONFIG_ALIASES = {
     "stopSequences": "stop",
 }
 
+OUTPUT = _specs(
+    KeySpec(
+        "format",
+        "string",
+        "Dotprompt: the output format, `text` or `json` (also `array`, `enum`, `jsonl`, `media`).",
+        "format: json",
+    ),
+    KeySpec("schema", "any", "Dotprompt: the output's schema (Picoschema or JSON Schema)."),
+)
+
 INPUT = _specs(
     KeySpec(
         "schema",
         "mapping",
-        "Picoschema: one line per variable, `name: type, description`; `name?:` marks it optional. "
-        "Types: string, integer, number, boolean, array, object, any.",
+        "Picoschema: one line per variable, `name: type, description`; `name?:` marks it optional; "
+        "`name(array, description): type` a list, `name(enum): [A, B]` a choice, `name(object):` "
+        "nested fields, `(*): type` any other key. Types: string, integer, number, boolean, array, "
+        "object, any, null.",
         "article: string, the article to summarize",
     ),
     KeySpec("default", "mapping", "Default values, merged under every example's input."),
@@ -146,7 +185,11 @@ SECTIONS: dict[tuple[str, ...], dict[str, KeySpec]] = {
     (): TOP_LEVEL,
     ("config",): CONFIG,
     ("input",): INPUT,
+    ("output",): OUTPUT,
     ("eval",): EVAL,
 }
 
 SCHEMA_TYPES = ("string", "integer", "number", "boolean", "array", "object", "any", "enum", "null")
+
+# Prompty's multimodal and conversation input kinds, valid beside the schema types.
+PROMPTY_KINDS = ("image", "audio", "file", "thread")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from prompt_lsp.format.language import DEFAULT_FORMAT, TemplateFormat
+
 
 @dataclass(frozen=True, order=True)
 class Position:
@@ -75,9 +77,10 @@ class Message:
 
 @dataclass(frozen=True)
 class NameUse:
-    """A Jinja name in the template: a variable reference, filter, test or tag."""
+    """A name in the template: a variable reference, a local (loop variable, `this`, a block
+    parameter), a Jinja filter, test or tag, a Handlebars helper, or a partial's name."""
 
-    kind: str  # "variable" | "local" | "filter" | "test" | "tag"
+    kind: str  # "variable" | "local" | "filter" | "test" | "tag" | "helper" | "partial"
     name: str  # root name for variables (`user` in `user.name`)
     range: Range
 
@@ -93,7 +96,7 @@ class TokenUse:
 
 @dataclass(frozen=True)
 class JinjaBlock:
-    """A `{% tag %} … {% endtag %}` pair, for folding."""
+    """A `{% tag %} … {% endtag %}` pair (Handlebars `{{#tag}} … {{/tag}}`), for folding."""
 
     tag: str
     range: Range
@@ -120,8 +123,10 @@ class PromptDocument:
     blocks: list[JinjaBlock] = field(default_factory=list)
     tokens: list[TokenUse] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    template_ok: bool = True  # Jinja parsed the body without error
+    template_ok: bool = True  # the template language's parser read the body without error
     truncated: bool = False  # the text was too large to analyse fully
+    template_format: TemplateFormat = DEFAULT_FORMAT  # dialect and template language
+    path: str | None = None  # the file's path, when known (partials resolve beside it)
 
     @property
     def body(self) -> str:
@@ -130,6 +135,10 @@ class PromptDocument:
     @property
     def variables(self) -> list[NameUse]:
         return [u for u in self.names if u.kind == "variable"]
+
+    @property
+    def partials(self) -> list[NameUse]:
+        return [u for u in self.names if u.kind == "partial"]
 
     @property
     def used_variable_names(self) -> set[str]:

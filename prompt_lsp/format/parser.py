@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 from prompt_lsp.catalog.tokens import lookup_token
-from prompt_lsp.format.body import ROLE_MARKER, find_tokens, split_messages
+from prompt_lsp.format.body import PROMPTY_ROLE_MARKER, ROLE_MARKER, find_tokens, split_messages
 from prompt_lsp.format.frontmatter import parse_front_matter
+from prompt_lsp.format.handlebars import analyse_handlebars_cached
+from prompt_lsp.format.language import Dialect, TemplateLanguage, detect_format
 from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
-from prompt_lsp.format.template import analyse_template_cached
+from prompt_lsp.format.mustache import analyse_mustache_cached
+from prompt_lsp.format.template import TemplateAnalysis, analyse_template_cached
 from prompt_lsp.format.text import OffsetMap, split_lines
 
 # Past these sizes only the front matter is analysed: a prompt is never this large on purpose,
@@ -19,15 +22,23 @@ FENCE = "---"
 
 
 def parse(
-    text: str, *, bounded: bool = True, previous: PromptDocument | None = None
+    text: str,
+    *,
+    bounded: bool = True,
+    previous: PromptDocument | None = None,
+    path: str | None = None,
+    language_setting: str | None = None,
 ) -> PromptDocument:
     """The document model of `text`. `bounded` (the editor's case) skips the template analysis
     of very large files to stay responsive; the command line analyses everything. `previous`,
-    the model of the text before an edit, lets an edit of plain prose skip the Jinja analysis."""
+    the model of the text before an edit, lets an edit of plain prose skip the Jinja analysis.
+    `path` (a `.prompty` file's name tells its format; partials resolve beside it) and
+    `language_setting` (the workspace's `promptLsp.templateLanguage`) decide the template
+    language with the file's own front matter and content (see format/language.py)."""
     lines = split_lines(text)
-    doc = PromptDocument(text=text, lines=lines)
+    doc = PromptDocument(text=text, lines=lines, path=path)
     try:
-        _parse_into(doc, bounded, previous)
+        _parse_into(doc, bounded, previous, language_setting)
     except Exception as err:  # a parser bug must not take the editor down
         doc.problems.append(
             Problem("parse-error", f"Internal parser error: {err!r}", Range.of(0, 0))
@@ -35,10 +46,23 @@ def parse(
     return doc
 
 
-def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | None) -> None:
+def _parse_into(
+    doc: PromptDocument, bounded: bool, previous: PromptDocument | None, setting: str | None
+) -> None:
     lines = doc.lines
-    if lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
-        _read_front_matter(doc)
+    opening = _front_matter_opening(lines)
+    if opening is not None:
+        _read_front_matter(doc, opening)
+    config_keys = frozenset(
+        str(e.path[1]) for e in doc.entries if len(e.path) == 2 and e.path[0] == "config"
+    )
+    doc.template_format = detect_format(
+        doc.metadata,
+        "\n".join(lines[doc.body_start_line :]),
+        path=doc.path,
+        setting=setting,
+        config_keys=config_keys,
+    )
     too_large = (
         len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES
     )
@@ -48,7 +72,8 @@ def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | N
     body_lines = lines[doc.body_start_line :]
     if not body_lines:
         return
-    doc.messages = split_messages(body_lines, doc.body_start_line)
+    prompty = doc.template_format.dialect is Dialect.PROMPTY
+    doc.messages = split_messages(body_lines, doc.body_start_line, prompty=prompty)
     if previous is not None and _only_prose_changed(doc, previous):
         doc.names, doc.blocks, doc.tokens = (
             list(previous.names),
@@ -57,7 +82,7 @@ def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | N
         )
         return
     body = "\n".join(body_lines)
-    analysis = analyse_template_cached(body, doc.body_start_line, bounded)
+    analysis = _analyse(doc, body, bounded)
     doc.names, doc.blocks, doc.template_ok = (
         list(analysis.names),
         list(analysis.blocks),
@@ -73,6 +98,19 @@ def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | N
     )
 
 
+def _analyse(doc: PromptDocument, body: str, bounded: bool) -> TemplateAnalysis:
+    """The body's analysis in its own template language; a Dotprompt body also gives the
+    messages (its roles are `{{role "…"}}` tags, not marker lines)."""
+    language = doc.template_format.language
+    if language is TemplateLanguage.HANDLEBARS:
+        analysis = analyse_handlebars_cached(body, doc.body_start_line)
+        doc.messages = list(analysis.messages)
+        return analysis
+    if language is TemplateLanguage.MUSTACHE:
+        return analyse_mustache_cached(body, doc.body_start_line)
+    return analyse_template_cached(body, doc.body_start_line, bounded)
+
+
 # Characters that can start or end Jinja syntax or a special token.
 _STRUCTURAL = re.compile(r"[{}<>\[\]]")
 
@@ -83,6 +121,8 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
     and the template analysis, the costly part of a parse, can be kept."""
     if (
         previous.truncated
+        or previous.template_format != doc.template_format
+        or doc.template_format.language is not TemplateLanguage.JINJA
         or not previous.template_ok
         or previous.body_start_line != doc.body_start_line
         or len(previous.lines) != len(doc.lines)
@@ -95,21 +135,38 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
         return False
     line = changed[0]
     return not any(
-        _STRUCTURAL.search(text) or ROLE_MARKER.match(text)
+        _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
         for text in (doc.lines[line], previous.lines[line])
     )
 
 
-def _read_front_matter(doc: PromptDocument) -> None:
+def _front_matter_opening(lines: list[str]) -> int | None:
+    """The line of the opening `---`: the first line (a byte order mark may precede it) or, as
+    Dotprompt reads a file, after `#` comment lines and blank lines (a licence header)."""
+    if lines[0].lstrip("\ufeff").rstrip() == FENCE:
+        return 0
+    if not lines[0].lstrip("\ufeff").startswith("#"):
+        return None
+    for index, line in enumerate(lines[:200]):
+        if line.rstrip() == FENCE:
+            return index
+        if line.strip() and not line.lstrip("\ufeff").startswith("#"):
+            return None
+    return None
+
+
+def _read_front_matter(doc: PromptDocument, opening: int) -> None:
     lines = doc.lines
-    close = next((i for i in range(1, len(lines)) if lines[i].rstrip() in (FENCE, "...")), None)
+    close = next(
+        (i for i in range(opening + 1, len(lines)) if lines[i].rstrip() in (FENCE, "...")), None
+    )
     doc.has_front_matter = True
     if close is None:
         doc.problems.append(
             Problem(
                 "yaml-syntax",
                 "Front matter is not closed: add a line `---` after it.",
-                Range.of(0, 0, end=len(lines[0])),
+                Range.of(opening, 0, end=len(lines[opening])),
             )
         )
         close = len(lines)
@@ -118,8 +175,8 @@ def _read_front_matter(doc: PromptDocument) -> None:
         doc.body_start_line = close + 1
         doc.front_matter_closed = True
     end_line = min(close, len(lines) - 1)
-    doc.front_matter_range = Range(Position(0, 0), Position(end_line, len(lines[end_line])))
-    front = parse_front_matter("\n".join(lines[1:close]), first_line=1)
+    doc.front_matter_range = Range(Position(opening, 0), Position(end_line, len(lines[end_line])))
+    front = parse_front_matter("\n".join(lines[opening + 1 : close]), first_line=opening + 1)
     doc.metadata = front.metadata
     doc.entries = front.entries
     doc.schema = front.schema
