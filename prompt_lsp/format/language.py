@@ -79,6 +79,9 @@ _HANDLEBARS_ONLY = re.compile(
     r"\{\{~?\s*(?:[#/>!^]|else\s*~?\}\}|@|this\b|role\s+[\"']|json\s|history\s*~?\}\}"
     r"|media\s+url=|section\s+[\"']|ifEquals\s|unlessEquals\s)"
     r"|\{\{\{|\{\{~|~\}\}"
+    # a helper call `{{json data}}`, `{{media url=u}}`: words side by side are a Jinja error
+    r"|\{\{\s*(?!(?:not|if)\b)[A-Za-z_][\w.\-]*\s+(?!(?:and|or|if|else|in|is|not)\b)"
+    r"[\w@\"'.(][^{}\n|%]*\}\}"
 )
 _JINJA_ONLY = re.compile(r"\{%|\{#|\{\{-|-\}\}|\{\{[^{}\n]*[^|]\|[^|][^{}\n]*\}\}")
 _DOTPROMPT_MODELS = ("googleai/", "vertexai/", "google-genai/")

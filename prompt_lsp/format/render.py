@@ -10,6 +10,11 @@ from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from prompt_lsp.format.body import split_messages
+from prompt_lsp.format.formats_render import (
+    FormatRenderError,
+    render_document,
+    uses_format_renderer,
+)
 from prompt_lsp.format.model import PromptDocument
 from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import split_lines
@@ -19,9 +24,18 @@ from prompt_lsp.format.text import split_lines
 class ChatMessage:
     role: str
     content: str
+    media: tuple[str, ...] = ()  # image/media URLs sent with the text (Dotprompt `{{media}}`)
+    name: str | None = None  # Prompty's `user[name="Alice"]:`
 
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def as_dict(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.media:
+            message["content"] = [{"type": "text", "text": self.content}] + [
+                {"type": "image_url", "image_url": {"url": url}} for url in self.media
+            ]
+        if self.name:
+            message["name"] = self.name
+        return message
 
 
 class RenderError(Exception):
@@ -48,15 +62,40 @@ def _compiled(body: str, first_line: int) -> Template:
 
 def render_messages(doc: PromptDocument, variables: dict[str, Any]) -> list[ChatMessage]:
     """Render the body with `input.default` merged under `variables`, then split at role markers
-    (after rendering, so a loop may emit few-shot `user:`/`assistant:` turns)."""
+    (after rendering, so a loop may emit few-shot `user:`/`assistant:` turns). A Dotprompt or
+    Prompty file renders by its own format's rules (format/formats_render.py)."""
+    if uses_format_renderer(doc):
+        return _format_messages(doc, variables)
     text, _ = _render(doc, variables, None)
     return split_rendered(text)
+
+
+def _format_messages(doc: PromptDocument, variables: dict[str, Any]) -> list[ChatMessage]:
+    try:
+        rendered = render_document(doc, variables)
+    except FormatRenderError as err:
+        raise RenderError(str(err)) from err
+    messages = [
+        ChatMessage(m.role, m.text, m.media, _name(m.metadata.get("name"))) for m in rendered
+    ]
+    return messages or [ChatMessage("user", "")]
+
+
+def _name(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def render_text(doc: PromptDocument, variables: dict[str, Any], max_chars: int) -> tuple[str, bool]:
     """The rendered body as one text, cut after about `max_chars` characters, and whether it was
     cut. For measuring on the typing path: a loop typed half-way (`range(100000)` around a long
     input) must not build gigabytes."""
+    if uses_format_renderer(doc):
+        try:
+            rendered = render_document(doc, variables, max_chars)
+        except FormatRenderError as err:
+            raise RenderError(str(err)) from err
+        text = "\n\n".join(m.text for m in rendered)
+        return (text[:max_chars], True) if len(text) > max_chars else (text, False)
     return _render(doc, variables, max_chars)
 
 
