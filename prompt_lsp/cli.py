@@ -142,7 +142,7 @@ def _check(args: argparse.Namespace) -> int:
             print(f"prompt-lsp: {path}: cannot read: {reason}", file=sys.stderr)
             unreadable += 1
             continue
-        doc = parse(text, bounded=False)  # no typing to keep up with
+        doc = parse(text, bounded=False, path=str(path))  # no typing to keep up with
         results += [
             (path, f)
             for f in check_document(

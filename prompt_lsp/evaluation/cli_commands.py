@@ -465,7 +465,7 @@ def run_render_command(args: argparse.Namespace) -> int:
 
     try:
         path, text = _read_prompt(args.file)
-        doc = parse(text, bounded=False)
+        doc = parse(text, bounded=False, path=str(path))
         check_parsable(doc)
         example_set = load_examples(doc, path)
         examples = example_set.examples if example_set else []

@@ -266,7 +266,7 @@ def check_parsable(doc: PromptDocument) -> None:
 
 def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     """Parse, load and render everything; raises EvalSetupError before any model call."""
-    doc = parse(text, bounded=False)
+    doc = parse(text, bounded=False, path=str(path))
     check_parsable(doc)
     examples, warnings = _select_examples(doc, path, options)
     metrics = _metrics_for(doc, examples)

@@ -17,16 +17,14 @@ import concurrent.futures
 import re
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prompt_lsp.format.body import PROMPTY_ROLE_MARKER
 from prompt_lsp.format.language import Dialect, TemplateLanguage
 from prompt_lsp.format.model import PromptDocument
+from prompt_lsp.format.partials import PartialFiles
 
 ROLE_MAP = {"model": "assistant"}
-MAX_PARTIAL_BYTES = 1_000_000
-_PARTIAL_NAME = re.compile(r"^[A-Za-z0-9_\-]+(?:/[A-Za-z0-9_\-]+)*$")
 T = TypeVar("T")
 
 
@@ -67,34 +65,6 @@ def render_document(
 
 
 # ---------------------------------------------------------------- Dotprompt
-
-
-class PartialFiles:
-    """Dotprompt partials as its directory store keeps them: `{{> name}}` is `_name.prompt`
-    beside the prompt (`{{> dir/name}}` is `dir/_name.prompt`), never outside that folder."""
-
-    def __init__(self, prompt_path: str | None) -> None:
-        self.folder = Path(prompt_path).resolve().parent if prompt_path else None
-
-    def path(self, name: str) -> Path | None:
-        if self.folder is None or not _PARTIAL_NAME.match(name):
-            return None
-        folder, _, base = name.rpartition("/")
-        candidate = (self.folder / folder / f"_{base}.prompt").resolve()
-        if not candidate.is_relative_to(self.folder):
-            return None
-        return candidate
-
-    def read(self, name: str) -> str | None:
-        path = self.path(name)
-        if path is None or not path.is_file():
-            return None
-        try:
-            if path.stat().st_size > MAX_PARTIAL_BYTES:
-                return None
-            return path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return None
 
 
 def render_dotprompt(

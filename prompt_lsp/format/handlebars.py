@@ -178,6 +178,17 @@ def _raw_block(source: str, start: int, tags: list[Tag]) -> int:
     return close + len(close_tag)
 
 
+def partial_names(source: str) -> list[str]:
+    """The names of the partials `source` includes (`{{> name}}`, `{{#> name}}`)."""
+    tags, _ = scan_tags(source)
+    names = []
+    for tag in tags:
+        body = tag.body[2:] if tag.body.startswith("#>") else tag.body[1:]
+        if tag.body.startswith((">", "#>")) and body.strip():
+            names.append(body.split()[0].strip("\"'[]"))
+    return names
+
+
 def engine_error(source: str) -> str | None:
     """What Dotprompt's Handlebars engine says is wrong with `source`, or None when it compiles."""
     from dotpromptz_handlebars._render import compile_template

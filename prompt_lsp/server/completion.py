@@ -23,7 +23,9 @@ from prompt_lsp.catalog.tokens import (
 )
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format.examples import FORMATS
+from prompt_lsp.format.handlebars import DATA_VARIABLES, HELPERS
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
+from prompt_lsp.format.language import Dialect, TemplateLanguage
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.format.template import environment
 from prompt_lsp.format.text import split_lines
@@ -58,6 +60,8 @@ ROLE_DOCS = {
     "system": "Starts the system message: instructions the model follows throughout.",
     "user": "Starts a user message: what the model answers.",
     "assistant": "Starts an assistant message: a model turn, e.g. a few-shot answer.",
+    "developer": "Prompty: starts a developer message (instructions, for models that have it).",
+    "model": "Dotprompt: a model turn (sent as an assistant message).",
 }
 MODEL_LIMIT = 100
 LOCAL_DOC = "Bound in the template before the cursor (`{% for %}`, `{% set %}` or a macro)."
@@ -335,6 +339,9 @@ def _body(
 ) -> None:
     doc = state.doc
     jinja = _open_jinja(doc, pos)
+    if jinja is not None and doc.template_format.language is TemplateLanguage.HANDLEBARS:
+        _handlebars_items(b, state, pos, jinja[1])
+        return
     if jinja is not None:
         _jinja_items(b, state, pos, *jinja)
         return
@@ -344,8 +351,11 @@ def _body(
         return
     role = _ROLE_TYPED.match(prefix)
     if role and (role.group(1) or invoked) and not doc.lines[pos.line][pos.character :].strip():
+        markers = ("system", "user", "assistant")
+        if doc.template_format.dialect is Dialect.PROMPTY:
+            markers += ("developer",)
         for name, text in ROLE_DOCS.items():
-            if name.startswith(role.group(1).lower()):
+            if name in markers and name.startswith(role.group(1).lower()):
                 b.add(
                     f"{name}:", types.CompletionItemKind.Keyword, role.group(1), "role marker", text
                 )
@@ -360,6 +370,32 @@ def _open_jinja(doc: PromptDocument, pos: Position) -> tuple[str, str] | None:
     if opened < 0 or closed > opened:
         return None
     return before[opened : opened + 2], before[opened + 2 :]
+
+
+def _handlebars_items(b: _Items, state: DocumentState, pos: Position, inner: str) -> None:
+    """Inside `{{`: Dotprompt's and Handlebars' helpers (after `#` the block helpers), `@root`,
+    `@index`…, `this`, and the variables."""
+    if match := re.fullmatch(r"~?\s*([#/^]?)\s*(@?\w*)", inner):
+        sigil, typed = match.groups()
+        if typed.startswith("@"):
+            for name, text in DATA_VARIABLES.items():
+                b.add(name, types.CompletionItemKind.Variable, typed, "Handlebars data", text)
+            return
+        blocks = ("if", "unless", "each", "with", "ifEquals", "unlessEquals")
+        for name, text in HELPERS.items():
+            if sigil == "#" and name not in blocks:
+                continue
+            b.add(name, types.CompletionItemKind.Function, typed, "helper", text)
+        if not sigil:
+            b.add(
+                "this", types.CompletionItemKind.Keyword, typed, "Handlebars", "The current item."
+            )
+            b.add(
+                "else", types.CompletionItemKind.Keyword, typed, "Handlebars", "The other branch."
+            )
+    match = re.search(r"(\w*)\Z", inner)
+    if match and not re.search(r"[.@]\w*\Z", inner):
+        _variable_items(b, state, pos, match.group(1))
 
 
 def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, inner: str) -> None:

@@ -12,6 +12,7 @@ from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.catalog.tokens import lookup_token
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.format.examples import ExampleSet
+from prompt_lsp.format.handlebars import HELPERS
 from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import environment
@@ -58,13 +59,20 @@ def describe(state: DocumentState, pos: Position) -> tuple[str, Range | None] | 
             "filter": lambda: _jinja_callable("filter", use.name, environment().filters),
             "test": lambda: _jinja_callable("test", use.name, environment().tests),
             "tag": lambda: f"`{{% {use.name} %}}`: {JINJA_TAGS.get(use.name, 'Jinja tag')}",
-        }[use.kind]()
+            "helper": lambda: (
+                f"`{use.name}` (helper): {HELPERS.get(use.name, 'a helper the application registers.')}"
+            ),
+            "partial": lambda: (
+                f"`{{{{> {use.name}}}}}`: the partial `_{use.name.rpartition('/')[2]}.prompt` beside this file"
+            ),
+        }.get(use.kind, lambda: f"`{use.name}`")()
         return text, use.range
     if (token := token_at(doc, pos)) is not None:
         return _token(state, token.text), token.range
     for message in doc.messages:
         if message.marker_range is not None and message.marker_range.contains(pos):
-            return f"**{message.role}:** {ROLE_DOCS[message.role]}", message.marker_range
+            text = ROLE_DOCS.get(message.role, "Starts a message with this role.")
+            return f"**{message.role}:** {text}", message.marker_range
     if (metric := _metric_at(doc, pos)) is not None:
         name, rng = metric
         return f"**{name}** (metric)\n\n{METRICS[name].description}", rng

@@ -25,6 +25,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES
 from prompt_lsp.format.examples import FORMATS, RESERVED_COLUMNS, examples_path
 from prompt_lsp.format.model import Position, PromptDocument, Range
+from prompt_lsp.format.partials import PartialFiles
 from prompt_lsp.format.template import KEYWORDS
 from prompt_lsp.format.text import OffsetMap, split_lines
 from prompt_lsp.server.convert import Positions
@@ -491,6 +492,28 @@ def _entry_span(doc: PromptDocument, name_range: Range) -> Range:
     return Range.of(line, min(indent, name_range.start.character), end=len(text.rstrip()))
 
 
+def _partial_location(
+    state: DocumentState, name: str, origin: Range, links: bool
+) -> list[types.Location] | list[types.LocationLink] | None:
+    """`{{> name}}` goes to `_name.prompt` beside the prompt."""
+    where = state.doc.path or (str(state.path) if state.path else None)
+    path = PartialFiles(where).path(name)
+    if path is None or not path.is_file():
+        return None
+    uri = from_fs_path(str(path)) or path.as_uri()
+    start = types.Range(types.Position(0, 0), types.Position(0, 0))
+    if links:
+        return [
+            types.LocationLink(
+                target_uri=uri,
+                target_range=start,
+                target_selection_range=start,
+                origin_selection_range=state.positions.range(origin),
+            )
+        ]
+    return [types.Location(uri, start)]
+
+
 def register(ls: PromptServer) -> None:
     @ls.feature(types.TEXT_DOCUMENT_DEFINITION)
     @contained()
@@ -517,6 +540,9 @@ def register(ls: PromptServer) -> None:
                     for rng in found
                 ] or None
             return [types.Location(state.uri, positions.range(rng)) for rng in found] or None
+        partial = next((u for u in doc.partials if u.range.contains(pos)), None)
+        if partial is not None:
+            return _partial_location(state, partial.name, partial.range, links)
         if examples_value_at(doc, pos):
             path = examples_path(doc, state.path)
             if path is None or not path.is_file():

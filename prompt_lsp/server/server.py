@@ -100,12 +100,23 @@ class PromptServer(LanguageServer):
         known = self.parsed(uri, document.version, text)
         if known is not None:
             return known
-        return self.remember(uri, document.version, parse(text, previous=self.previous_doc(uri)))
+        doc = parse(
+            text,
+            previous=self.previous_doc(uri),
+            path=to_fs_path(uri) if uri.startswith("file:") else None,
+            language_setting=self.settings.template_language,
+        )
+        return self.remember(uri, document.version, doc)
 
     def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
         """The state already parsed for exactly this version and text, if any."""
         state = self._states.get(uri)
-        if state is not None and state.version == version and state.doc.text == text:
+        if (
+            state is not None
+            and state.version == version
+            and state.doc.text == text
+            and state.caches.get("template_language") == self.settings.template_language
+        ):
             return state
         return None
 
@@ -122,6 +133,7 @@ class PromptServer(LanguageServer):
         """A state for `doc`, kept as the document's while the document is at `version`."""
         path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
         state = DocumentState(uri, version, doc, path, Positions(doc.lines, self.encoding))
+        state.caches["template_language"] = self.settings.template_language
         document = self.workspace.text_documents.get(uri)
         if document is not None and document.version == version:
             self._states[uri] = state

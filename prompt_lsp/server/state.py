@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.checks.findings import Finding
+from prompt_lsp.format.language import LANGUAGE_CHOICES
 from prompt_lsp.format.model import PromptDocument
 from prompt_lsp.server.convert import Positions
 
@@ -20,6 +21,7 @@ class Settings:
     history_path: str | None = None
     concurrency: int | None = None
     cache: bool = True
+    template_language: str | None = None  # `auto` (None), `jinja2`, `handlebars`, `mustache`
 
     @classmethod
     def from_client(cls, raw: Any) -> Settings:
@@ -45,6 +47,9 @@ class Settings:
             settings.concurrency = concurrency
         if isinstance(raw.get("cache"), bool):
             settings.cache = raw["cache"]
+        language = raw.get("templateLanguage")
+        if isinstance(language, str) and language.strip().lower() in LANGUAGE_CHOICES[1:]:
+            settings.template_language = language.strip().lower()
         return settings
 
 

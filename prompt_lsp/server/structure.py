@@ -11,6 +11,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from prompt_lsp.format.handlebars import HELPERS
 from prompt_lsp.format.model import Entry, Message, PromptDocument, Range
 from prompt_lsp.format.template import environment
 from prompt_lsp.server.convert import Positions
@@ -263,6 +264,9 @@ def _raw_tokens(doc: PromptDocument) -> list[tuple[Range, int, int]]:
             found.append((use.range, _TYPE["function"], DEFAULT_LIBRARY * builtin))
         elif use.kind == "tag":
             found.append((use.range, _TYPE["keyword"], 0))
+        elif use.kind == "helper":
+            builtin = DEFAULT_LIBRARY * (use.name in HELPERS)
+            found.append((use.range, _TYPE["function"], builtin))
     for token in doc.tokens:
         found.append((token.range, _TYPE["macro"], DEFAULT_LIBRARY * token.known))
     return found
