@@ -94,17 +94,18 @@ def detect_format(
     metadata: dict[str, Any],
     body: str,
     *,
+    explicit: str | None = None,
     path: str | None = None,
     setting: str | None = None,
     config_keys: frozenset[str] = frozenset(),
 ) -> TemplateFormat:
     """The format of a file with front matter `metadata` (as parsed) and template `body`;
-    `path` (its name is enough) tells a `.prompty` file; `setting` is the workspace's choice;
+    `explicit` the language its `template:` key names (`PromptSettings.template`); `path` (its name is enough) tells a `.prompty` file; `setting` is the workspace's choice;
     `config_keys` the keys of `config:` as written (before aliases are resolved)."""
     prompty = bool(path) and str(path).lower().endswith(".prompty")
-    explicit = _explicit_language(metadata)
-    if explicit is not None:
-        return _format(explicit, prompty, "the front matter's `template:` key")
+    named = _LANGUAGE_NAMES.get((explicit or "").strip().lower())
+    if named is not None:
+        return _format(named, prompty, "the front matter's `template:` key")
     chosen = _LANGUAGE_NAMES.get((setting or "").strip().lower())
     if chosen is not None:
         return _format(chosen, prompty, "the workspace setting `promptLsp.templateLanguage`")
@@ -131,19 +132,6 @@ def _format(language: TemplateLanguage, prompty: bool, reason: str) -> TemplateF
     if language is TemplateLanguage.HANDLEBARS:
         return TemplateFormat(Dialect.DOTPROMPT, language, reason)
     return TemplateFormat(Dialect.PROMPT, language, reason)
-
-
-def _explicit_language(metadata: dict[str, Any]) -> TemplateLanguage | None:
-    """`template: mustache`, or Prompty's `template: {format: {kind: mustache}}` and
-    `template: {format: mustache}`."""
-    template = metadata.get("template")
-    if isinstance(template, dict):
-        template = template.get("format", template.get("type"))
-        if isinstance(template, dict):
-            template = template.get("kind")
-    if not isinstance(template, str):
-        return None
-    return _LANGUAGE_NAMES.get(template.strip().lower())
 
 
 def _dotprompt_front_matter(metadata: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ from prompt_lsp.format.handlebars import analyse_handlebars_cached
 from prompt_lsp.format.language import Dialect, TemplateLanguage, detect_format
 from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
 from prompt_lsp.format.mustache import analyse_mustache_cached
+from prompt_lsp.format.settings import read_settings, without_named_schema_problems
 from prompt_lsp.format.template import TemplateAnalysis, analyse_template_cached
 from prompt_lsp.format.text import OffsetMap, split_lines
 
@@ -59,10 +60,13 @@ def _parse_into(
     doc.template_format = detect_format(
         doc.metadata,
         "\n".join(lines[doc.body_start_line :]),
+        explicit=doc.settings.template,
         path=doc.path,
         setting=setting,
         config_keys=config_keys,
     )
+    if doc.template_format.dialect is Dialect.DOTPROMPT:
+        doc.settings = without_named_schema_problems(doc.settings, doc.schema)
     too_large = (
         len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES
     )
@@ -89,7 +93,7 @@ def _parse_into(
         analysis.ok,
     )
     doc.problems.extend(analysis.problems)
-    declared = {str(t) for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
+    declared = set(doc.settings.tokens)
     doc.tokens = find_tokens(
         body,
         analysis.data_spans,
@@ -184,3 +188,4 @@ def _read_front_matter(doc: PromptDocument, opening: int) -> None:
     doc.defaults = front.defaults
     doc.default_entries = front.default_entries
     doc.problems.extend(front.problems)
+    doc.settings = read_settings(front.metadata, front.entries, front.schema)
