@@ -152,6 +152,8 @@ def _resolve_aliases(data: dict[str, Any]) -> dict[str, Any]:
         meta["model"], options = _prompty_model(model)
         if options and not isinstance(meta.get("config"), dict):
             meta["config"] = options
+    if isinstance(meta.get("model"), str):
+        meta["model"] = _genkit_model(meta["model"])
     config = meta.get("config")
     if isinstance(config, dict):
         meta["config"] = {CONFIG_ALIASES.get(k, k): v for k, v in config.items()}
@@ -161,6 +163,19 @@ def _resolve_aliases(data: dict[str, Any]) -> dict[str, Any]:
             sample = _prompty_file_ref(sample)
         meta["examples"] = [{"input": sample}] if isinstance(sample, dict) else sample
     return meta
+
+
+# Genkit's model plugins (Dotprompt files name them) -> litellm's providers.
+_GENKIT_PROVIDERS = {"googleai/": "gemini/", "vertexai/": "vertex_ai/"}
+
+
+def _genkit_model(model: str) -> str:
+    """`googleai/gemini-2.5-flash` (Genkit's Google AI plugin) is litellm's
+    `gemini/gemini-2.5-flash`; `vertexai/…` is `vertex_ai/…`."""
+    for genkit, litellm in _GENKIT_PROVIDERS.items():
+        if model.startswith(genkit):
+            return litellm + model[len(genkit) :]
+    return model
 
 
 def _prompty_file_ref(value: str) -> str:

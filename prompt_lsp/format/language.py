@@ -97,11 +97,11 @@ def detect_format(
     explicit: str | None = None,
     path: str | None = None,
     setting: str | None = None,
-    config_keys: frozenset[str] = frozenset(),
 ) -> TemplateFormat:
-    """The format of a file with front matter `metadata` (as parsed) and template `body`;
-    `explicit` the language its `template:` key names (`PromptSettings.template`); `path` (its name is enough) tells a `.prompty` file; `setting` is the workspace's choice;
-    `config_keys` the keys of `config:` as written (before aliases are resolved)."""
+    """The format of a file with front matter `metadata` (as written: no aliases resolved) and
+    template `body`; `explicit` is the language its `template:` key names
+    (`PromptSettings.template`); `path` (its name is enough) tells a `.prompty` file; `setting`
+    is the workspace's choice."""
     prompty = bool(path) and str(path).lower().endswith(".prompty")
     named = _LANGUAGE_NAMES.get((explicit or "").strip().lower())
     if named is not None:
@@ -119,7 +119,7 @@ def detect_format(
         )
     if jinja:
         return TemplateFormat(Dialect.PROMPT, TemplateLanguage.JINJA, "Jinja syntax in the body")
-    if _dotprompt_front_matter(metadata) or _DOTPROMPT_CONFIG & config_keys:
+    if _dotprompt_front_matter(metadata):
         return TemplateFormat(
             Dialect.DOTPROMPT, TemplateLanguage.HANDLEBARS, "Dotprompt keys in the front matter"
         )
@@ -139,6 +139,9 @@ def _dotprompt_front_matter(metadata: dict[str, Any]) -> bool:
         return True
     model = metadata.get("model")
     if isinstance(model, str) and model.startswith(_DOTPROMPT_MODELS):
+        return True
+    config = metadata.get("config")
+    if isinstance(config, dict) and _DOTPROMPT_CONFIG & set(config):
         return True
     input_block = metadata.get("input")
     schema = input_block.get("schema") if isinstance(input_block, dict) else None

@@ -54,16 +54,13 @@ def _parse_into(
     opening = _front_matter_opening(lines)
     if opening is not None:
         _read_front_matter(doc, opening)
-    config_keys = frozenset(
-        str(e.path[1]) for e in doc.entries if len(e.path) == 2 and e.path[0] == "config"
-    )
+    written = {str(e.path[0]): e.value for e in doc.entries if len(e.path) == 1}
     doc.template_format = detect_format(
-        doc.metadata,
+        written,
         "\n".join(lines[doc.body_start_line :]),
         explicit=doc.settings.template,
         path=doc.path,
         setting=setting,
-        config_keys=config_keys,
     )
     if doc.template_format.dialect is Dialect.DOTPROMPT:
         doc.settings = without_named_schema_problems(doc.settings, doc.schema)
