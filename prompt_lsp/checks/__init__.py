@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prompt_lsp.checks import examples as example_checks
-from prompt_lsp.checks import front_matter, partials, template
+from prompt_lsp.checks import front_matter, partials, picoschema, template
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
 from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.model import PromptDocument
@@ -39,6 +39,7 @@ def check_document(
         *template.check_foreign_tokens(doc, default_model),
         *template.check_messages(doc),
         *partials.check_partials(doc, path),
+        *picoschema.check_picoschema(doc),
         *example_checks.check_examples_file(doc, examples, path),
     ]
     if examples is not None and not examples.error:
