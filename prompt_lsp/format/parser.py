@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from prompt_lsp.catalog.tokens import lookup_token
@@ -81,6 +82,12 @@ def _parse_into(
             list(previous.blocks),
             list(previous.tokens),
         )
+        if doc.template_format.language is TemplateLanguage.HANDLEBARS:
+            # the `{{role}}` tags stay where they were; only a message's text changed
+            doc.messages = [
+                dataclasses.replace(m, text=_text_in(doc.lines, m.body_range).strip())
+                for m in previous.messages
+            ]
         return
     body = "\n".join(body_lines)
     analysis = _analyse(doc, body, bounded)
@@ -123,7 +130,6 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
     if (
         previous.truncated
         or previous.template_format != doc.template_format
-        or doc.template_format.language is not TemplateLanguage.JINJA
         or not previous.template_ok
         or previous.body_start_line != doc.body_start_line
         or len(previous.lines) != len(doc.lines)
@@ -139,6 +145,14 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
         _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
         for text in (doc.lines[line], previous.lines[line])
     )
+
+
+def _text_in(lines: list[str], rng: Range) -> str:
+    if rng.start.line == rng.end.line:
+        return lines[rng.start.line][rng.start.character : rng.end.character]
+    middle = lines[rng.start.line + 1 : rng.end.line]
+    first = lines[rng.start.line][rng.start.character :]
+    return "\n".join([first, *middle, lines[rng.end.line][: rng.end.character]])
 
 
 def _front_matter_opening(lines: list[str]) -> int | None:
