@@ -15,7 +15,14 @@ from prompt_lsp.evaluation.session import EvalOptions, evaluate_prompt
 from prompt_lsp.format import parse
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-MINIMUM_EXAMPLES = {"summarize-news": 12, "python-codegen": 10, "classify-sentiment": 20}
+MINIMUM_EXAMPLES = {
+    "summarize-news": 12,
+    "python-codegen": 10,
+    "classify-sentiment": 20,
+    "capital-cities": 12,
+    "antonyms": 10,
+}
+SUFFIX = {"antonyms": ".prompty"}
 
 
 def test_samples_check_clean() -> None:
@@ -27,13 +34,14 @@ def test_samples_check_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "3 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
+    # five prompts and the Dotprompt partial `_instructions.prompt`
+    assert "6 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(MINIMUM_EXAMPLES))
 def test_samples_have_their_examples(name: str) -> None:
-    path = SAMPLES / name / f"{name}.prompt"
-    doc = parse(path.read_text())
+    path = SAMPLES / name / f"{name}{SUFFIX.get(name, '.prompt')}"
+    doc = parse(path.read_text(), path=str(path))
     examples = load_examples(doc, path)
     assert examples is not None and not examples.problems
     assert len(examples.examples) >= MINIMUM_EXAMPLES[name]
@@ -56,4 +64,32 @@ async def test_sentiment_sample_on_the_local_model(tmp_path: Path) -> None:
         # max_tokens 3 and a stop at the newline: one short label-like answer
         assert result.output is not None and "\n" not in result.output.strip()
         assert 0 < result.completion_tokens <= 3
+        assert result.scores["exact_match"] in (0.0, 1.0)
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize(
+    ("name", "ids", "dialect"),
+    [
+        ("capital-cities", ["c01", "c02", "c03"], "dotprompt"),
+        ("antonyms", ["a01", "a02", "a03"], "prompty"),
+    ],
+)
+async def test_dotprompt_and_prompty_samples_on_the_local_model(
+    tmp_path: Path, name: str, ids: list[str], dialect: str
+) -> None:
+    """The Dotprompt sample (Handlebars, a partial, `{{#each}}` over its default shots) and the
+    Prompty sample (text before the first marker is its system message) evaluate end to end."""
+    pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
+    folder = tmp_path / name
+    shutil.copytree(SAMPLES / name, folder)
+    path = folder / f"{name}{SUFFIX.get(name, '.prompt')}"
+    doc = parse(path.read_text(), path=str(path))
+    assert doc.template_format.dialect.value == dialect
+    options = EvalOptions(example_ids=ids, use_cache=False, workspace_root=tmp_path)
+    report = await evaluate_prompt(path, path.read_text(), options)
+    assert report.n_ok == 3, [r.error for r in report.results]
+    for result in report.results:
+        assert result.output is not None and result.output.strip()
+        assert "\n" not in result.output.strip()
         assert result.scores["exact_match"] in (0.0, 1.0)

@@ -42,6 +42,8 @@ def _line_location(examples: ExampleSet, doc: PromptDocument, line: int, message
 def check_examples_file(
     doc: PromptDocument, examples: ExampleSet | None, prompt_path: Path | None
 ) -> Iterator[Finding]:
+    if prompt_path is not None and prompt_path.name.startswith("_"):
+        return  # a Dotprompt partial (`_name.prompt`): a piece of other prompts, not run alone
     if examples is None:
         if doc.has_front_matter or doc.text.strip():
             yield Finding(
