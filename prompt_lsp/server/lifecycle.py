@@ -7,7 +7,7 @@ from lsprotocol import types
 from prompt_lsp.catalog import gguf, tokenizer
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
-from prompt_lsp.server.server import PromptServer, contained, use_lsp_lines
+from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import Settings
 
 SECTION = "promptLsp"
@@ -17,7 +17,6 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.feature(types.INITIALIZE)
     @contained()
     def initialize(ls: PromptServer, params: types.InitializeParams) -> None:
-        use_lsp_lines(ls.workspace)
         ls.initialization_options = params.initialization_options
         ls.settings = Settings.from_client(params.initialization_options)
 
