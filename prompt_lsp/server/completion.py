@@ -25,7 +25,7 @@ from prompt_lsp.format.examples import FORMATS
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.format.template import environment
-from prompt_lsp.server.context import in_front_matter, yaml_path_at
+from prompt_lsp.server.context import KEY_LINE, in_front_matter, yaml_path_at
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -152,7 +152,6 @@ class _Items:
 # ---------------------------------------------------------------- front matter
 
 _VALUE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:\s+(?P<value>.*)$")
-_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:(?:\s|$)")
 _KEY_TYPED = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<word>\w*)$")
 
 
@@ -206,7 +205,7 @@ def _keys_written(doc: PromptDocument, parent: tuple[str, ...], indent: int, ski
     end = doc.body_start_line - 1 if doc.front_matter_closed else len(doc.lines)
     keys = set()
     for line in range(1, min(end, len(doc.lines))):
-        match = _KEY_LINE.match(doc.lines[line])
+        match = KEY_LINE.match(doc.lines[line])
         if line == skip or not match:
             continue
         own_indent = len(match.group("indent")) + len(match.group("dash") or "")

@@ -24,6 +24,7 @@ from pygls.workspace import TextDocument, Workspace
 
 from prompt_lsp.checks.findings import Finding
 from prompt_lsp.format import PromptDocument, parse
+from prompt_lsp.format.examples import FORMATS as EXAMPLE_FORMATS
 from prompt_lsp.format.text import text_version
 from prompt_lsp.server.convert import Positions, to_diagnostic
 from prompt_lsp.server.state import DocumentState
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from prompt_lsp.server.server import PromptServer
 
 PROMPT_SUFFIXES = (".prompt", ".prompty")
-EXAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".yaml", ".yml")
+EXAMPLE_SUFFIXES = tuple(EXAMPLE_FORMATS)
 
 
 def document_key(uri: str) -> str:
