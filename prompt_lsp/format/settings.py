@@ -19,6 +19,7 @@ from prompt_lsp.catalog.metrics import METRICS, suggest_metric
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.format.keys import PROMPTY_KINDS, SCHEMA_TYPES
 from prompt_lsp.format.model import Entry, Range, SchemaField
+from prompt_lsp.format.text import one_line
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,7 @@ RULES: list[Rule] = [
 
 
 def show_value(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return one_line(repr(value), 40)
 
 
 # ---------------------------------------------------------------- reading
