@@ -4,7 +4,6 @@ when an examples file the prompt reads changes."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import traceback
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from lsprotocol import types
 
 from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
 from prompt_lsp.evaluation.api import load_examples
-from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
 from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, fs_path, is_prompt_uri
@@ -122,8 +120,7 @@ class DiagnosticsScheduler:
         meanwhile (completion as the user resumes typing) are answered in the meantime."""
         if (state := self.documents.parsed(uri, version, text)) is not None:
             return state
-        previous = self.documents.previous_doc(uri)
-        doc = await asyncio.to_thread(functools.partial(parse, text, previous=previous))
+        doc = await asyncio.to_thread(self.documents.parse, uri, text)
         if (state := self.documents.parsed(uri, version, text)) is not None:
             return state  # a request parsed it meanwhile: one state per version
         return self.documents.remember(uri, version, doc)

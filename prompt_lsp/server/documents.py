@@ -212,14 +212,18 @@ class Documents:
         known = self.parsed(uri, document.version, text)
         if known is not None:
             return known
+        return self.remember(uri, document.version, self.parse(uri, text))
+
+    def parse(self, uri: str, text: str) -> PromptDocument:
+        """`text` of the document `uri` parsed: its path tells a `.prompty` file and where its
+        partials are; the workspace setting may name the template language."""
         path = fs_path(uri)
-        doc = parse(
+        return parse(
             text,
             previous=self.previous_doc(uri),
             path=str(path) if path else None,
             language_setting=self.ls.settings.template_language,
         )
-        return self.remember(uri, document.version, doc)
 
     def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
         """The state already parsed for exactly this version and text, if any."""
