@@ -261,3 +261,42 @@ def test_picoschema_in_input_and_output_is_understood() -> None:
         (6, "Unknown type 'strng' for 'name' in input.schema"),
         (12, "Unknown type 'string[]' for 'outline' in output.schema"),
     ]
+
+
+def test_the_command_line_renders_a_dotprompt_file_and_takes_the_language(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    samples = Path(__file__).resolve().parent.parent / "samples" / "capital-cities"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prompt_lsp",
+            "render",
+            "--json",
+            str(samples / "capital-cities.prompt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    system, user = json.loads(run.stdout)
+    assert system["role"] == "system" and "capital city" in system["content"]  # the partial
+    assert user["content"].lstrip().startswith("Country: France\nCapital: Paris\n")
+    plain = tmp_path / "hello.prompt"
+    plain.write_text("Hello {{name}}!\n")
+    for language, expected in (("handlebars", "Hello !\n"), ("auto", None)):
+        run = subprocess.run(
+            [sys.executable, "-m", "prompt_lsp", "render", "--json", str(plain)]
+            + ["--template-language", language],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if expected is None:  # our own Jinja: a missing variable is an error
+            assert run.returncode != 0 and "'name' is undefined" in run.stderr
+        else:
+            assert json.loads(run.stdout) == [{"role": "user", "content": expected}]

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 from prompt_lsp.checks.findings import Finding
-from prompt_lsp.cli.common import CommandError, find_prompt_files
+from prompt_lsp.cli.common import (
+    CommandError,
+    add_template_language,
+    find_prompt_files,
+    template_language,
+)
 from prompt_lsp.format.model import Range
 
 
@@ -27,6 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--model", metavar="MODEL", help="model assumed for files that do not set `model:`"
     )
+    add_template_language(check)
     check.set_defaults(func=run)
 
 
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"prompt-lsp: {path}: cannot read: {reason}", file=sys.stderr)
             unreadable += 1
             continue
-        doc = parse(text, bounded=False, path=str(path))  # no typing to keep up with
+        doc = parse(  # no typing to keep up with
+            text, bounded=False, path=str(path), language_setting=template_language(args)
+        )
         results += [
             (path, f)
             for f in check_document(

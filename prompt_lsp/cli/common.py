@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,25 @@ SKIPPED_DIRS = {".git", STATE_DIR_NAME, "node_modules", ".venv", "venv", "__pyca
 
 class CommandError(Exception):
     """A one-line problem with the command's input (exit 2)."""
+
+
+def add_template_language(parser: argparse.ArgumentParser) -> None:
+    """`--template-language`: the workspace setting `promptLsp.templateLanguage` on the command
+    line (a file's own `template:` key wins over it)."""
+    from prompt_lsp.format.language import LANGUAGE_CHOICES
+
+    parser.add_argument(
+        "--template-language",
+        choices=LANGUAGE_CHOICES,
+        default="auto",
+        help="template language of files whose front matter names none (default: recognised "
+        "from each file)",
+    )
+
+
+def template_language(args: argparse.Namespace) -> str | None:
+    value = getattr(args, "template_language", "auto")
+    return None if value in (None, "auto") else value
 
 
 def fail(message: str) -> int:

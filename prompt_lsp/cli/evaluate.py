@@ -23,9 +23,11 @@ from prompt_lsp.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     CommandError,
+    add_template_language,
     fail,
     make_console,
     read_prompt,
+    template_language,
 )
 from prompt_lsp.evaluation.formatting import format_delta, format_score, shorten
 
@@ -53,6 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
     evaluate.add_argument("--repeat", type=int, metavar="N", help="run each example N times")
     evaluate.add_argument("--timeout", type=float, metavar="SECONDS", help="per-call timeout")
+    add_template_language(evaluate)
     evaluate.add_argument(
         "--example",
         action="append",
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         timeout=args.timeout,
         example_ids=args.examples,
+        template_language=template_language(args),
     )
     try:
         report = asyncio.run(_evaluate_with_progress(path, text, options))

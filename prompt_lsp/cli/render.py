@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from prompt_lsp.format.examples import Example
 
-from prompt_lsp.cli.common import EXIT_OK, CommandError, fail, make_console, read_prompt
+from prompt_lsp.cli.common import (
+    EXIT_OK,
+    CommandError,
+    add_template_language,
+    fail,
+    make_console,
+    read_prompt,
+    template_language,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("file", metavar="FILE", help="a .prompt file")
     render.add_argument("--example", type=int, metavar="N", help="the example's number (1-based)")
     render.add_argument("--json", action="store_true", help="print the messages as JSON")
+    add_template_language(render)
     render.set_defaults(func=run)
 
 
@@ -32,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         path, text = read_prompt(args.file)
-        doc = parse(text, bounded=False, path=str(path))
+        doc = parse(text, bounded=False, path=str(path), language_setting=template_language(args))
         check_parsable(doc)
         example_set = load_examples(doc, path)
         examples = example_set.examples if example_set else []

@@ -26,6 +26,7 @@ class EvalOptions:
     workspace_root: Path | None = None
     example_ids: list[str] | None = None  # run only these
     default_model: str | None = None  # editor setting; the file's `model:` wins over it
+    template_language: str | None = None  # editor setting; the file's `template:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
     transport: Transport | None = None  # default: litellm.acompletion
 

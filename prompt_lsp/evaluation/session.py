@@ -227,7 +227,7 @@ def check_parsable(doc: PromptDocument) -> None:
 
 def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     """Parse, load and render everything; raises EvalSetupError before any model call."""
-    doc = parse(text, bounded=False, path=str(path))
+    doc = parse(text, bounded=False, path=str(path), language_setting=options.template_language)
     check_parsable(doc)
     examples, warnings = _select_examples(doc, path, options)
     metrics = _metrics_for(doc, examples)

@@ -236,6 +236,7 @@ class Evaluations:
         run = state.doc.settings.run
         return EvalOptions(
             default_model=settings.default_model,
+            template_language=settings.template_language,
             concurrency=None if run.concurrency is not None else settings.concurrency,
             use_cache=settings.cache if run.cache is None else run.cache,
             workspace_root=self.root(state),
