@@ -16,6 +16,7 @@ import cProfile
 import json
 import pstats
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -94,6 +95,26 @@ def build_prompt(examples_name: str) -> str:
                 lines.append(rng.choice(PROSE))
     lines = lines[: TARGET_LINES - 1] + [PROSE[0]]  # never end on an empty role marker
     return "\n".join(lines) + "\n"
+
+
+def as_dotprompt(text: str) -> str:
+    """The same prompt written as a Dotprompt (Handlebars) file: `{{role}}` tags, `{{#each}}`,
+    `{{#ifEquals}}`, no filters."""
+    replacements = [
+        (r"(?m)^assistant:$", '{{role "model"}}'),
+        (r"(?m)^(system|user):$", r'{{role "\1"}}'),
+        (r"\{% for item in items %\}", "{{#each items}}"),
+        (r"\{% endfor %\}", "{{/each}}"),
+        (r"\{\{ item\.title \| trim \}\}", "{{title}}"),
+        (r"\{\{ item\.text \| truncate\(200\) \}\}", "{{text}}"),
+        (r"\{% if tone == 'formal' %\}", '{{#ifEquals tone "formal"}}'),
+        (r"\{% else %\}", "{{else}}"),
+        (r"\{% endif %\}", "{{/ifEquals}}"),
+        (r"\{\{ language \| lower \}\}", "{{language}}"),
+    ]
+    for pattern, replacement in replacements:
+        text = re.sub(pattern, replacement, text)
+    return text
 
 
 def build_examples() -> str:

@@ -14,7 +14,9 @@ in milliseconds:
 Targets on this machine: completion and hover p99 < 20 ms; diagnostics p99 < 100 ms after the
 debounce; startup < 500 ms.
 
-Run: python bench/lsp_latency.py [--samples N] [--diagnostics N] [--startups N]
+`--format dotprompt` times the same document written as a Dotprompt (Handlebars) file.
+
+Run: python bench/lsp_latency.py [--samples N] [--diagnostics N] [--startups N] [--format F]
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pygls.lsp.client import LanguageClient
 from pygls.uris import to_fs_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_speed import build_examples, build_prompt  # noqa: E402
+from check_speed import as_dotprompt, build_examples, build_prompt  # noqa: E402
 
 SERVER = [sys.executable, "-m", "prompt_lsp", "serve"]
 DEBOUNCE_MS = 150
@@ -341,6 +343,8 @@ async def run(args: argparse.Namespace) -> int:
         (root / ".git").mkdir()
         (root / "big.examples.jsonl").write_text(build_examples(), encoding="utf-8")
         text = build_prompt("big.examples.jsonl")
+        if args.format == "dotprompt":
+            text = as_dotprompt(text)
         path = root / "big.prompt"
         path.write_text(text, encoding="utf-8")
 
@@ -429,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--samples", type=int, default=200, help="completions / hovers")
     options.add_argument("--diagnostics", type=int, default=50, help="didChange samples")
     options.add_argument("--startups", type=int, default=5, help="fresh servers to time")
+    options.add_argument(
+        "--format",
+        choices=("prompt", "dotprompt"),
+        default="prompt",
+        help="the document as our Jinja `.prompt` or as a Dotprompt (Handlebars) file",
+    )
     return asyncio.run(run(options.parse_args(argv)))
 
 
