@@ -300,3 +300,14 @@ def test_the_command_line_renders_a_dotprompt_file_and_takes_the_language(tmp_pa
             assert run.returncode != 0 and "'name' is undefined" in run.stderr
         else:
             assert json.loads(run.stdout) == [{"role": "user", "content": expected}]
+
+
+def test_our_own_file_using_dotprompt_config_names_stays_ours() -> None:
+    """`maxOutputTokens` is also an alias in our format: role marker lines keep the file ours."""
+    text = "---\nconfig:\n  maxOutputTokens: 20\n---\nsystem:\nBe brief.\nuser:\nQ {{ q }}\n"
+    doc = parse(text)
+    assert doc.template_format.dialect is Dialect.PROMPT
+    assert [(m.role, m.content) for m in render_messages(doc, {"q": "1"})] == [
+        ("system", "Be brief."),
+        ("user", "Q 1"),
+    ]

@@ -17,7 +17,8 @@ The decision, first rule that applies wins:
 4. the content: Handlebars-only constructs (`{{#if}}`, `{{/if}}`, `{{> p}}`, `{{! c}}`, `{{else}}`,
    `{{@root}}`, `{{this}}`, `{{role "x"}}`, `{{json x}}`, `{{~`, `{{{x}}}`) against Jinja-only ones
    (`{%`, `{#`, `{{ x | f }}`, `{{-`), then Dotprompt-only front matter (`output:`, Picoschema's
-   `(*)` or `name(type, …)` keys, `config.maxOutputTokens`…, a `googleai/`/`vertexai/` model);
+   `(*)` or `name(type, …)` keys, `config.maxOutputTokens`…, a `googleai/`/`vertexai/` model)
+   when the body has no role marker line (`system:` alone on a line is ours, text in Dotprompt);
 5. otherwise our own Jinja2.
 """
 
@@ -84,6 +85,8 @@ _HANDLEBARS_ONLY = re.compile(
     r"[\w@\"'.(][^{}\n|%]*\}\}"
 )
 _JINJA_ONLY = re.compile(r"\{%|\{#|\{\{-|-\}\}|\{\{[^{}\n]*[^|]\|[^|][^{}\n]*\}\}")
+# A line `system:`/`user:`/`assistant:` alone: our roles (plain text in Dotprompt).
+_ROLE_LINE = re.compile(r"(?im)^[ \t]*(?:system|user|assistant)[ \t]*:[ \t]*$")
 _DOTPROMPT_MODELS = ("googleai/", "vertexai/", "google-genai/")
 _DOTPROMPT_CONFIG = frozenset(
     {"maxOutputTokens", "topK", "topP", "stopSequences", "candidateCount"}
@@ -119,7 +122,7 @@ def detect_format(
         )
     if jinja:
         return TemplateFormat(Dialect.PROMPT, TemplateLanguage.JINJA, "Jinja syntax in the body")
-    if _dotprompt_front_matter(metadata):
+    if _dotprompt_front_matter(metadata) and not _ROLE_LINE.search(body):
         return TemplateFormat(
             Dialect.DOTPROMPT, TemplateLanguage.HANDLEBARS, "Dotprompt keys in the front matter"
         )
