@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import warnings
@@ -49,6 +50,12 @@ def add_commands(subparsers: Any) -> None:
     )
     evaluate.add_argument(
         "--no-cache", action="store_true", help="ignore and do not fill the response cache"
+    )
+    evaluate.add_argument(
+        "--allow-unsandboxed-code",
+        action="store_true",
+        help="where no sandbox (bubblewrap) exists, let code_tests run model-written code "
+        "with your own permissions (dangerous: the code can read and change your files)",
     )
     evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
@@ -130,6 +137,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
             raise CommandError("--timeout must be a positive number of seconds")
     except CommandError as err:
         return _fail(str(err))
+    if args.allow_unsandboxed_code:
+        from prompt_lsp.evaluation.sandbox import UNSANDBOXED_VARIABLE
+
+        os.environ[UNSANDBOXED_VARIABLE] = "1"
     options = EvalOptions(
         model=args.model,
         concurrency=args.concurrency,

@@ -48,6 +48,7 @@ from prompt_lsp.evaluation.providers import (
     translate_config,
 )
 from prompt_lsp.evaluation.report import RunReport
+from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -322,6 +323,18 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     )
 
 
+def check_code_sandbox(metrics: list[MetricSpec]) -> None:
+    """EvalSetupError (one line: why, and how to opt in) when `code_tests` would have to run
+    model code and there is no sandbox here. Probes bubblewrap once per process: call it off
+    the event loop."""
+    if not any(m.name == "code_tests" for m in metrics):
+        return
+    try:
+        check_available()
+    except SandboxUnavailable as err:
+        raise EvalSetupError(str(err)) from None
+
+
 # ---------------------------------------------------------------------------- running
 
 
@@ -432,6 +445,7 @@ async def evaluate_prompt(
     try:
         calls = [item for item in plan.items if item.render_error is None]
         hits = cache.get_many(item.key for item in calls) if cache else {}
+        await asyncio.to_thread(check_code_sandbox, plan.metrics)
         await asyncio.to_thread(prepare_metrics, plan.metrics)
         needs_calls = any(item.key not in hits for item in calls)
         await _preflight(plan, needs_calls, uses_litellm=options.transport is None)
