@@ -21,6 +21,7 @@ from typing import Any
 
 from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected, suggest_metric
 from prompt_lsp.evaluation.sandbox import Limits, SandboxUnavailable, check_available, run_python
+from prompt_lsp.format.secrets import scrub_secrets
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 CODE_TESTS_TIMEOUT_S = 10.0
@@ -59,7 +60,7 @@ class MetricSpec:
         return bool(info and info.needs_expected)
 
     def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, **self.options}
+        data: dict[str, Any] = {"name": self.name, **scrub_secrets(self.options)}
         if self.threshold is not None:
             data["threshold"] = self.threshold
         if self.key != self.name:

@@ -5,8 +5,9 @@ on the first model call of a run that needs one (a fully cached run never does).
 import, `LITELLM_LOCAL_MODEL_COST_MAP` makes it read its bundled price map instead of fetching
 one, and its telemetry and debug banners are turned off: the language server owns stdout.
 
-API keys stay where litellm reads them (environment variables); `scrub_secrets` removes any
-key-like entry from a config before it is hashed, cached or stored.
+API keys stay where litellm reads them (environment variables), and go only where the user
+allows (`endpoint_problem`); a prompt's literal keys are found and kept out of storage by
+`format.secrets`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prompt_lsp.catalog.models import LOCAL_PROVIDER
+from prompt_lsp.format.secrets import is_secret_name
 
 # Dotprompt's config names, in case a config reaches us unresolved.
 CONFIG_ALIASES = {
@@ -54,9 +56,6 @@ PROVIDER_KEY_VARIABLES = {
     "deepinfra": "DEEPINFRA_API_KEY",
     "cerebras": "CEREBRAS_API_KEY",
 }
-_SECRET_NAME = re.compile(
-    r"(api[_-]?key|secret|token$|password|authorization|credential|access[_-]?key)", re.I
-)
 _MISSING_KEY_TEXT = re.compile(
     r"missing credentials|api[_ ]?key.*(must be set|is not set|missing|not found|required)"
     r"|(missing|no) .*api[_ ]?key|no key is set|set the `?[A-Z_]+_API_KEY",
@@ -142,34 +141,6 @@ def translate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return {CONFIG_ALIASES.get(str(k), str(k)): v for k, v in config.items()}
 
 
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name))
-
-
-def scrub_secrets(value: Any) -> Any:
-    """A copy of `value` without key-like entries (api_key, *_token, headers with auth, …)."""
-    if isinstance(value, Mapping):
-        return {str(k): scrub_secrets(v) for k, v in value.items() if not is_secret_name(str(k))}
-    if isinstance(value, list | tuple):
-        return [scrub_secrets(v) for v in value]
-    return value
-
-
-_KEY_LINE = re.compile(r"^(\s*-?\s*[\"']?)([\w.-]+)([\"']?\s*:\s*)(\S.*)$")
-
-
-def redact_secret_lines(text: str, end_line: int | None = None) -> str:
-    """`text` with the value of every key-like YAML entry (`api_key: sk-…`) in its first
-    `end_line` lines replaced by `<redacted>`: what history stores of a prompt's text."""
-    lines = text.split("\n")
-    limit = len(lines) if end_line is None else min(end_line, len(lines))
-    for number in range(limit):
-        match = _KEY_LINE.match(lines[number])
-        if match and is_secret_name(match.group(2)):
-            lines[number] = match.group(1) + match.group(2) + match.group(3) + "<redacted>"
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------- models and keys
 
 
@@ -237,11 +208,16 @@ def looks_like_missing_key(error: BaseException) -> bool:
     return name == "AuthenticationError" or bool(_MISSING_KEY_TEXT.search(str(error)))
 
 
+def environment_secrets() -> list[str]:
+    """The values of secret-looking environment variables (`*_API_KEY`, `*_TOKEN`, …)."""
+    return [v for name, v in os.environ.items() if len(v) >= 8 and is_secret_name(name)]
+
+
 def redact_known_secrets(text: str) -> str:
-    """`text` with the value of every secret-looking environment variable (`*_API_KEY`,
-    `*_TOKEN`, …) replaced by `***`, in case a provider echoes a key in an error."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and is_secret_name(name) and value in text:
+    """`text` with the value of every secret-looking environment variable replaced by `***`,
+    in case a provider echoes a key in an error."""
+    for value in environment_secrets():
+        if value in text:
             text = text.replace(value, "***")
     return text
 

@@ -38,17 +38,15 @@ from prompt_lsp.evaluation.metrics import (
 )
 from prompt_lsp.evaluation.providers import (
     Transport,
+    environment_secrets,
     is_local_model,
     litellm_transport,
     load_litellm,
     local_extra_installed,
     model_setup_problem,
-    redact_secret_lines,
-    scrub_secrets,
     translate_config,
 )
 from prompt_lsp.evaluation.report import RunReport
-from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -59,15 +57,17 @@ from prompt_lsp.evaluation.runner import (
     WorkItem,
     aggregate,
 )
+from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.format.secrets import hash_secrets, redact_text
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
-    CACHE_FILE,
     HISTORY_FILE,
     ensure_state_dir,
     file_key,
+    response_cache_path,
     state_root_for,
 )
 from prompt_lsp.history.store import ExampleResult as ExampleResult  # re-export
@@ -134,10 +134,10 @@ def text_version(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def stored_text(text: str, doc: PromptDocument | None = None) -> str:
-    """The prompt text as history keeps it: key-like front matter values redacted."""
-    doc = doc if doc is not None else parse(text)
-    return redact_secret_lines(text, doc.body_start_line)
+def stored_text(text: str) -> str:
+    """The prompt text as history keeps it: every literal key of its front matter (whatever
+    its YAML shape) and any key of the environment replaced by `<redacted>`."""
+    return redact_text(text, environment_secrets())
 
 
 # ---------------------------------------------------------------------------- planning
@@ -286,7 +286,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     )
     use_cache = options.use_cache and settings.get("cache", True) is not False
     config = translate_config(doc.metadata.get("config"))
-    key_config = scrub_secrets(config)
+    key_config = hash_secrets(config)  # two keys never share a cache entry
     items = []
     render_errors = []
     for example in examples:
@@ -440,7 +440,7 @@ async def evaluate_prompt(
     plan = plan_run(path, text, options)
     started_at, started = time.time(), time.perf_counter()
     state_dir = ensure_state_dir(plan.root / ".prompt-lsp")
-    cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
+    cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     try:
         calls = [item for item in plan.items if item.render_error is None]
@@ -525,7 +525,7 @@ def _record(
     )
     comparison = None
     if history is not None:
-        text = stored_text(plan.text, plan.doc)
+        text = stored_text(plan.text)
         history.record_run(run, results, text)
         comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)

@@ -3,11 +3,17 @@
 The root is the workspace root when the editor tells us one; otherwise the nearest enclosing
 folder that already holds `.prompt-lsp/` or `.git`; otherwise the prompt's own folder. Finding
 the root never creates anything: `ensure_state_dir` does, on the first write.
+
+The response cache is not in the workspace: a cache shipped in a cloned repository would supply
+the outputs of a run. It lives in the user's cache folder (`$XDG_CACHE_HOME/prompt-lsp/`, by
+default `~/.cache/prompt-lsp/`), one per workspace root.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 from pathlib import Path
 
 STATE_DIR_NAME = ".prompt-lsp"
@@ -40,6 +46,22 @@ def ensure_state_dir(state_dir: Path) -> Path:
         with contextlib.suppress(OSError):  # not worth failing a run over
             gitignore.write_text("*\n", encoding="utf-8")
     return state_dir
+
+
+def user_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/prompt-lsp` (default `~/.cache/prompt-lsp`): this user's, on this
+    machine, never part of a repository."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    folder = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return folder / "prompt-lsp"
+
+
+def response_cache_path(root: Path) -> Path:
+    """The response cache of the workspace at `root` (its folder is made on first use, 0700)."""
+    digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogatepass")).hexdigest()
+    folder = user_cache_dir() / "responses" / digest[:32]
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder / CACHE_FILE
 
 
 def file_key(prompt_path: Path, root: Path) -> str:
