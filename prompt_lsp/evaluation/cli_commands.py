@@ -57,6 +57,14 @@ def add_commands(subparsers: Any) -> None:
         help="where no sandbox (bubblewrap) exists, let code_tests run model-written code "
         "with your own permissions (dangerous: the code can read and change your files)",
     )
+    evaluate.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        dest="allowed_hosts",
+        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
+        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
+    )
     evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     evaluate.set_defaults(func=run_eval_command)
@@ -148,6 +156,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         timeout=args.timeout,
         example_ids=args.examples,
+        allowed_hosts=args.allowed_hosts,
     )
     try:
         report = asyncio.run(_evaluate_with_progress(path, text, options))

@@ -20,9 +20,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from prompt_lsp.catalog.models import LOCAL_PROVIDER
 from prompt_lsp.format.secrets import is_secret_name
@@ -141,6 +142,81 @@ def translate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     return {CONFIG_ALIASES.get(str(k), str(k)): v for k, v in config.items()}
 
 
+# ---------------------------------------------------------------------------- where keys go
+
+ALLOWED_HOSTS_VARIABLE = "PROMPT_LSP_ALLOWED_HOSTS"
+_ENDPOINT_KEY = re.compile(r"(^|_)(api_base|base_url|url|endpoint|host)$", re.I)
+_ENVIRONMENT_REFERENCE = re.compile(r"^\s*os\.environ/(\S+)")
+
+
+def allowed_hosts(extra: Iterable[str] = ()) -> set[str]:
+    """Hosts the *user* allowed to receive keys from the environment: the
+    PROMPT_LSP_ALLOWED_HOSTS variable (comma- or space-separated) and `extra` (the CLI's
+    `--allow-host`, the editor's user setting). Never anything a prompt file says."""
+    names = [*re.split(r"[,\s]+", os.environ.get(ALLOWED_HOSTS_VARIABLE, "")), *extra]
+    return {name.strip().lower().rstrip(".") for name in names if name and name.strip()}
+
+
+def file_endpoints(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(config key, host) of every endpoint the prompt's config chooses (`api_base`,
+    `base_url`, …)."""
+    found = []
+    for key, value in config.items():
+        if not _ENDPOINT_KEY.search(str(key)) or not isinstance(value, str) or not value.strip():
+            continue
+        text = value.strip()
+        host = urlsplit(text if "//" in text else f"//{text}").hostname or text
+        found.append((str(key), host.lower().rstrip(".")))
+    return found
+
+
+def environment_key_variables(model: str) -> list[str]:
+    """The environment variables holding a key that a call of `model` would send: its
+    provider's (`OPENAI_API_KEY`, `AZURE_AD_TOKEN`, …); every key-like one when the provider is
+    unknown."""
+    provider = provider_of(model)
+    set_keys = [n for n, v in os.environ.items() if v.strip() and is_secret_name(n)]
+    if not provider:
+        return sorted(set_keys)
+    prefix = provider.upper().replace("-", "_") + "_"
+    preferred = PROVIDER_KEY_VARIABLES.get(provider)
+    return sorted(n for n in set_keys if n.startswith(prefix) or n == preferred)
+
+
+def endpoint_problem(
+    model: str, config: Mapping[str, Any], extra_allowed: Iterable[str] = ()
+) -> str | None:
+    """Why a call of `model` with the prompt's `config` must not be made, or None.
+
+    A key from the environment goes only to the provider's own endpoint or to a host the user
+    allowed: a prompt file (perhaps from a repository someone else wrote) naming another
+    endpoint is refused while the provider's key is set, rather than sent without it, which
+    would fail anyway. A file that brings its own `api_key` sends that one, not the user's."""
+    for key, value in config.items():
+        match = _ENVIRONMENT_REFERENCE.match(value) if isinstance(value, str) else None
+        if match:
+            return (
+                f"`config.{key}` asks for the environment variable {match.group(1)}: "
+                "a prompt file cannot read your environment"
+            )
+    allowed = allowed_hosts(extra_allowed)
+    foreign = [(key, host) for key, host in file_endpoints(config) if host not in allowed]
+    if not foreign:
+        return None
+    own_key = config.get("api_key")
+    if isinstance(own_key, str) and own_key.strip():
+        return None
+    variables = environment_key_variables(model)
+    if not variables:
+        return None
+    key, host = foreign[0]
+    return (
+        f"`config.{key}` would send your {variables[0]} to {host}, a host chosen by the prompt "
+        f"file: if you trust it, allow it with {ALLOWED_HOSTS_VARIABLE}={host} (or "
+        f"`--allow-host {host}`); else remove `{key}`"
+    )
+
+
 # ---------------------------------------------------------------------------- models and keys
 
 
@@ -203,6 +279,29 @@ def _key_message(model: str, candidates: list[str]) -> str:
     return f"{variable} is not set: export it, or pick another `model:`"
 
 
+def _status_code(error: BaseException) -> int | None:
+    status = getattr(error, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _rejected_key_message(error: BaseException, model: str, variables: list[str]) -> str | None:
+    """For a 401/403 when a key *was* sent: the provider rejected it (it is not missing)."""
+    status = _status_code(error)
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if status not in (401, 403) and not names & {"AuthenticationError", "PermissionDeniedError"}:
+        return None
+    candidates = environment_key_variables(model) or [v for v in variables if os.environ.get(v)]
+    if not candidates:
+        return None  # nothing was set: the key is missing, not rejected
+    code = f" ({status})" if status else ""
+    what = "has no access to this model" if status == 403 else "rejected the key"
+    return (
+        f"the provider {what}{code}: check {candidates[0]} (it is set, but not valid for `{model}`)"
+    )
+
+
 def looks_like_missing_key(error: BaseException) -> bool:
     name = type(error).__name__
     return name == "AuthenticationError" or bool(_MISSING_KEY_TEXT.search(str(error)))
@@ -226,9 +325,12 @@ def describe_error(error: BaseException, model: str) -> str:
     """One readable line for an error of a model call (never a traceback, never a key)."""
     if isinstance(error, asyncio.TimeoutError | TimeoutError):
         return "timed out"
+    if isinstance(error, EmptyReplyError):
+        return str(error)
     if looks_like_missing_key(error) and not is_local_model(model):
         variables = re.findall(r"\b[A-Z][A-Z0-9_]*_(?:API_KEY|TOKEN)\b", str(error))
-        return _key_message(model, variables)
+        rejected = _rejected_key_message(error, model, variables)
+        return rejected or _key_message(model, variables)
     text = redact_known_secrets(str(error)).strip()
     first = text.splitlines()[0] if text else ""
     previous = None
@@ -327,12 +429,21 @@ async def litellm_transport(
     )
 
 
+class EmptyReplyError(Exception):
+    """The provider answered with no choices or no text: an error, never an output."""
+
+
 def _reply_text(response: Any) -> str:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise EmptyReplyError("the model returned no choices")
     try:
-        content = response.choices[0].message.content
+        content = choices[0].message.content
     except (AttributeError, IndexError, KeyError, TypeError):
-        return ""
-    return content if isinstance(content, str) else ""
+        content = None
+    if not isinstance(content, str):
+        raise EmptyReplyError("the model returned no text (content: null)")
+    return content
 
 
 def _usage(response: Any, field: str) -> int:

@@ -38,6 +38,7 @@ from prompt_lsp.evaluation.metrics import (
 )
 from prompt_lsp.evaluation.providers import (
     Transport,
+    endpoint_problem,
     environment_secrets,
     is_local_model,
     litellm_transport,
@@ -65,6 +66,9 @@ from prompt_lsp.format.secrets import hash_secrets, redact_text
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
     HISTORY_FILE,
+    STATE_DIR_NAME,
+    UnsafePathError,
+    check_readable,
     ensure_state_dir,
     file_key,
     response_cache_path,
@@ -95,6 +99,7 @@ class EvalOptions:
     default_model: str | None = None  # editor setting; the file's `model:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
     transport: Transport | None = None  # default: litellm.acompletion
+    allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
 
 
 @dataclass
@@ -173,7 +178,7 @@ def _select_examples(
     doc: PromptDocument, path: Path, options: EvalOptions
 ) -> tuple[list[Example], list[str]]:
     """The examples to run, and warnings about malformed rows that were skipped."""
-    example_set = load_examples(doc, path)
+    example_set = load_examples(doc, path, options.workspace_root)
     if example_set is None:
         raise EvalSetupError(
             "no examples to evaluate: add `examples:` (a file such as cases.jsonl, or a list)"
@@ -223,7 +228,7 @@ def render_example(doc: PromptDocument, example: Example | None) -> list[dict[st
     return [m.as_dict() for m in messages]
 
 
-def _local_model_id(model: str, prompt_dir: Path) -> str:
+def _local_model_id(model: str, prompt_dir: Path, root: Path) -> str:
     """`local/<relative>.gguf` → `local/<absolute path>` (so the cache key names the file);
     whether it can run is checked by `_check_local_model`, only when a call is needed."""
     name = model.split("/", 1)[1] if "/" in model else ""
@@ -237,6 +242,10 @@ def _local_model_id(model: str, prompt_dir: Path) -> str:
     path = Path(name).expanduser()
     if not path.is_absolute():
         path = prompt_dir / path
+    try:
+        check_readable(path, root, "the model file")
+    except UnsafePathError as err:
+        raise EvalSetupError(str(err)) from None
     return f"local/{path.resolve()}"
 
 
@@ -272,8 +281,9 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     examples, warnings = _select_examples(doc, path, options)
     metrics = _metrics_for(doc, examples)
     model = resolve_model(doc, options)
+    root = state_root_for(path, options.workspace_root)
     if is_local_model(model):
-        model = _local_model_id(model, path.resolve().parent)
+        model = _local_model_id(model, path.resolve().parent, root)
     settings = _eval_settings(doc)
     repeat = _positive_int(options.repeat or settings.get("repeat"), "eval.repeat", 1)
     concurrency = _positive_int(
@@ -302,7 +312,6 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     if examples and len(render_errors) == len(examples):
         also = " (and so does every other example)" if len(examples) > 1 else ""
         raise EvalSetupError(render_errors[0] + also)
-    root = state_root_for(path, options.workspace_root)
     return RunPlan(
         path=path,
         text=text,
@@ -338,7 +347,9 @@ def check_code_sandbox(metrics: list[MetricSpec]) -> None:
 # ---------------------------------------------------------------------------- running
 
 
-async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> None:
+async def _preflight(
+    plan: RunPlan, needs_calls: bool, uses_litellm: bool, allowed: list[str]
+) -> None:
     """Get ready for the calls, only when some call is not cached: load litellm (off the event
     loop: it takes seconds), check keys (a missing key is an EvalSetupError before any call),
     load a local model, and warm litellm's lazy imports, so no example's latency pays for
@@ -352,6 +363,9 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
     mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
+    problem = None if mocked else endpoint_problem(plan.model, plan.config, allowed)
+    if problem:
+        raise EvalSetupError(problem)
     for model in sorted(models):
         message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
@@ -439,7 +453,10 @@ async def evaluate_prompt(
     run with status "cancelled"; a task cancel then re-raises CancelledError."""
     plan = plan_run(path, text, options)
     started_at, started = time.time(), time.perf_counter()
-    state_dir = ensure_state_dir(plan.root / ".prompt-lsp")
+    try:
+        state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
+    except UnsafePathError as err:
+        raise EvalSetupError(str(err)) from None
     cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     try:
@@ -448,7 +465,7 @@ async def evaluate_prompt(
         await asyncio.to_thread(check_code_sandbox, plan.metrics)
         await asyncio.to_thread(prepare_metrics, plan.metrics)
         needs_calls = any(item.key not in hits for item in calls)
-        await _preflight(plan, needs_calls, uses_litellm=options.transport is None)
+        await _preflight(plan, needs_calls, options.transport is None, options.allowed_hosts or [])
         progress = _Progress(len(plan.items), on_progress)
         runner = Runner(
             RunSettings(

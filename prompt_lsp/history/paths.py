@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from pathlib import Path
 
 STATE_DIR_NAME = ".prompt-lsp"
@@ -38,8 +39,78 @@ def state_dir_for(prompt_path: Path, workspace_root: Path | None = None) -> Path
     return state_root_for(prompt_path, workspace_root) / STATE_DIR_NAME
 
 
+class UnsafePathError(Exception):
+    """A read or write would leave the workspace (a symlink, `..`); the message says which."""
+
+
+ALLOWED_PATHS_VARIABLE = "PROMPT_LSP_ALLOWED_PATHS"
+OUTPUT_DIR_NAME = "out"
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME_CHARS = 120
+
+
+def allowed_folders(root: Path) -> list[Path]:
+    """Where a prompt's files may be read from: its workspace, and folders the *user* listed in
+    PROMPT_LSP_ALLOWED_PATHS (separated by the OS path separator)."""
+    extra = [
+        Path(p).expanduser() for p in os.environ.get(ALLOWED_PATHS_VARIABLE, "").split(os.pathsep)
+    ]
+    return [root.resolve(), *(p.resolve() for p in extra if str(p).strip() and p.is_absolute())]
+
+
+def is_inside(path: Path, folders: list[Path]) -> bool:
+    """Whether `path`, with every symlink and `..` resolved, is in one of `folders`."""
+    resolved = path.resolve()
+    return any(resolved == f or f in resolved.parents for f in folders)
+
+
+def check_readable(path: Path, root: Path, what: str) -> None:
+    """UnsafePathError unless `path` resolves inside the workspace `root` (or a folder the
+    user allowed)."""
+    if not is_inside(path, allowed_folders(root)):
+        raise UnsafePathError(
+            f"{what} {path.name} is outside the workspace ({root}); a prompt file may only "
+            f"read files inside it (allow more with {ALLOWED_PATHS_VARIABLE})"
+        )
+
+
+def safe_name(name: str) -> str:
+    """`name` as one plain file name: no separators, no leading dots, no control characters."""
+    cleaned = _UNSAFE_NAME_CHARS.sub("_", name).lstrip("._") or "output"
+    return cleaned[-MAX_NAME_CHARS:]
+
+
+def _real_folder(folder: Path, root: Path) -> Path:
+    """`folder` (created if missing), refusing one that is a symlink or leaves `root`."""
+    if folder.is_symlink():
+        raise UnsafePathError(f"{folder} is a symlink: prompt-lsp does not write through it")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not is_inside(folder, [root.resolve()]):
+        raise UnsafePathError(f"{folder} leads outside the workspace: nothing was written")
+    return folder
+
+
+def write_output(root: Path, name: str, text: str) -> Path:
+    """Write `text` to `<root>/.prompt-lsp/out/<safe name>` and return the path: never through
+    a symlink (a repository may ship `.prompt-lsp/out` pointing elsewhere), never outside."""
+    state = ensure_state_dir(root / STATE_DIR_NAME)
+    out = _real_folder(state / OUTPUT_DIR_NAME, root)
+    target = out / safe_name(name)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        descriptor = os.open(target, flags, 0o644)
+    except OSError as err:
+        raise UnsafePathError(f"cannot write {target.name}: {err.strerror}") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return target
+
+
 def ensure_state_dir(state_dir: Path) -> Path:
-    """Create `state_dir` with a `.gitignore` of `*`, so the state is never committed."""
+    """Create `state_dir` with a `.gitignore` of `*`, so the state is never committed.
+    UnsafePathError when it is a symlink (a cloned repository could point it anywhere)."""
+    if state_dir.is_symlink():
+        raise UnsafePathError(f"{state_dir} is a symlink: prompt-lsp does not write through it")
     state_dir.mkdir(parents=True, exist_ok=True)
     gitignore = state_dir / ".gitignore"
     if not gitignore.exists():

@@ -48,16 +48,17 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.command(CREATE_FILE)
     @contained()
     def create_examples_file(ls: PromptServer, args: CreateFileArgs) -> None:
-        path = Path(args.path).expanduser()
-        if not path.is_absolute() and args.uri.startswith("file:"):
-            path = Path(to_fs_path(args.uri)).parent / path  # as `examples:` is read
-        if path.exists():
+        path = _examples_file_to_create(ls, args)
+        if path is None:
+            return
+        if path.exists() or path.is_symlink():
             ls.show_to_client(
                 f"{path.name} already exists: nothing was overwritten.", types.MessageType.Warning
             )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(args.content, encoding="utf-8")
+            with open(path, "x", encoding="utf-8") as handle:  # never through a new symlink
+                handle.write(args.content)
         scheduler.recheck_readers_of(path)
         window = ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
@@ -66,6 +67,36 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                     types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
                 )
             )
+
+
+def _examples_file_to_create(ls: PromptServer, args: CreateFileArgs) -> Path | None:
+    """The examples file the open prompt `args.uri` names, if `args.path` is that file and it
+    lies inside the workspace; else None, after telling the user why. A command's arguments
+    come from the client and may have been crafted: only the prompt's own `examples:` path
+    can be created, and never outside the workspace or through a symlink."""
+    from prompt_lsp.format.examples import examples_path
+    from prompt_lsp.history.paths import is_inside, state_root_for
+
+    state = ls.state(args.uri)
+    prompt = Path(to_fs_path(args.uri)) if args.uri.startswith("file:") else None
+    wanted = examples_path(state.doc, prompt) if state is not None and prompt else None
+    path = Path(args.path).expanduser()
+    if not path.is_absolute() and prompt is not None:
+        path = prompt.parent / path  # as `examples:` is read
+    if wanted is None or path.resolve() != wanted.resolve():
+        ls.show_to_client(
+            "prompt-lsp: only the examples file an open prompt names can be created.",
+            types.MessageType.Warning,
+        )
+        return None
+    root = state_root_for(prompt, ls.workspace_root(prompt))
+    if not is_inside(path, [root.resolve()]):
+        ls.show_to_client(
+            f"prompt-lsp: {path.name} would be outside the workspace ({root}): not created.",
+            types.MessageType.Warning,
+        )
+        return None
+    return path
 
 
 def _action(

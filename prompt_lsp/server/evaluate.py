@@ -414,16 +414,17 @@ class Evaluations:
     # ---------------------------------------------------------------- documents to show
 
     async def show(self, state: DocumentState, name: str, text: str) -> None:
-        from prompt_lsp.history.paths import ensure_state_dir, state_root_for
+        from prompt_lsp.history.paths import UnsafePathError, state_root_for, write_output
 
         root = state_root_for(state.path, self.root(state)) if state.path else None
         if root is None:
             self.ls.show_to_client(text)
             return
-        out = ensure_state_dir(root / ".prompt-lsp") / "out"
-        out.mkdir(exist_ok=True)
-        target = out / name
-        target.write_text(text, encoding="utf-8")
+        try:
+            target = await asyncio.to_thread(write_output, root, name, text)
+        except (UnsafePathError, OSError) as err:
+            self.ls.show_to_client(f"prompt-lsp: {err}", types.MessageType.Warning)
+            return
         window = self.ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
             await self.ls.window_show_document_async(
