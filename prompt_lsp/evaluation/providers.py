@@ -28,13 +28,6 @@ from urllib.parse import urlsplit
 from prompt_lsp.catalog.models import LOCAL_PROVIDER
 from prompt_lsp.format.secrets import is_secret_name
 
-# Dotprompt's config names, in case a config reaches us unresolved.
-CONFIG_ALIASES = {
-    "maxOutputTokens": "max_tokens",
-    "topP": "top_p",
-    "topK": "top_k",
-    "stopSequences": "stop",
-}
 # The variable to name when a provider's key is missing (litellm may list several).
 PROVIDER_KEY_VARIABLES = {
     "openai": "OPENAI_API_KEY",
@@ -130,16 +123,6 @@ def litellm_is_loaded() -> bool:
     import sys
 
     return "litellm" in sys.modules
-
-
-# ---------------------------------------------------------------------------- config
-
-
-def translate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The prompt's `config` as litellm keyword arguments (Dotprompt names translated)."""
-    if not isinstance(config, Mapping):
-        return {}
-    return {CONFIG_ALIASES.get(str(k), str(k)): v for k, v in config.items()}
 
 
 # ---------------------------------------------------------------------------- where keys go

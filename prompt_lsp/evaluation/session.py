@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import sys
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -32,12 +30,11 @@ from prompt_lsp.evaluation.local_model import (
 )
 from prompt_lsp.evaluation.metrics import (
     MetricSpec,
-    MetricSpecError,
-    parse_metric_specs,
+    metric_spec,
     prepare_metrics,
 )
+from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
-    Transport,
     endpoint_problem,
     environment_secrets,
     is_local_model,
@@ -45,9 +42,9 @@ from prompt_lsp.evaluation.providers import (
     load_litellm,
     local_extra_installed,
     model_setup_problem,
-    translate_config,
 )
 from prompt_lsp.evaluation.report import RunReport
+from prompt_lsp.evaluation.results import ExampleResult, RunRecord
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -63,6 +60,7 @@ from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.format.secrets import hash_secrets, redact_text
+from prompt_lsp.format.text import text_version
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
     HISTORY_FILE,
@@ -74,41 +72,11 @@ from prompt_lsp.history.paths import (
     response_cache_path,
     state_root_for,
 )
-from prompt_lsp.history.store import ExampleResult as ExampleResult  # re-export
-from prompt_lsp.history.store import HistoryStore, RunRecord, new_run_id
+from prompt_lsp.history.store import HistoryStore, new_run_id
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
 logger = logging.getLogger(__name__)
-
-
-class EvalSetupError(Exception):
-    """The run cannot start (no examples, a render error, an unknown metric, a missing key or
-    extra). The message is one line meant for the user."""
-
-
-@dataclass
-class EvalOptions:
-    model: str | None = None  # overrides the file's model
-    concurrency: int | None = None
-    repeat: int | None = None
-    use_cache: bool = True
-    timeout: float | None = None
-    workspace_root: Path | None = None
-    example_ids: list[str] | None = None  # run only these
-    default_model: str | None = None  # editor setting; the file's `model:` wins over it
-    retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
-    transport: Transport | None = None  # default: litellm.acompletion
-    allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
-
-
-@dataclass
-class ProgressEvent:
-    done: int
-    total: int
-    failed: int
-    example_id: str | None
-    eta_s: float | None
 
 
 @dataclass
@@ -133,12 +101,6 @@ class RunPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def text_version(text: str) -> str:
-    """A version is the SHA-256 of the file's text (a lone surrogate an editor sent hashes as
-    its code point rather than failing)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def stored_text(text: str) -> str:
     """The prompt text as history keeps it: every literal key of its front matter (whatever
     its YAML shape) and any key of the environment replaced by `<redacted>`."""
@@ -150,15 +112,11 @@ def stored_text(text: str) -> str:
 
 def resolve_model(doc: PromptDocument, options: EvalOptions) -> str:
     """--model / the lens's override, else the file's `model:`, else the editor's default."""
-    return options.model or doc.model_id or options.default_model or DEFAULT_MODEL
+    return options.model or doc.settings.model_or_default(options.default_model)
 
 
-def _eval_settings(doc: PromptDocument) -> dict[str, Any]:
-    settings = doc.metadata.get("eval")
-    return settings if isinstance(settings, dict) else {}
-
-
-def _positive_int(value: Any, what: str, default: int) -> int:
+def _positive_int(value: int | None, what: str, default: int) -> int:
+    """A command-line or editor override (the file's values are checked by format.settings)."""
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -166,7 +124,7 @@ def _positive_int(value: Any, what: str, default: int) -> int:
     return value
 
 
-def _positive_number(value: Any, what: str, default: float) -> float:
+def _positive_number(value: float | None, what: str, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -209,11 +167,8 @@ def _select_examples(
 
 
 def _metrics_for(doc: PromptDocument, examples: list[Example]) -> list[MetricSpec]:
-    try:
-        metrics = parse_metric_specs(doc.metadata.get("metrics"))
-    except MetricSpecError as err:
-        raise EvalSetupError(str(err)) from err
-    if not metrics and "metrics" not in doc.metadata and any(e.has_expected for e in examples):
+    metrics = [metric_spec(m) for m in doc.settings.metrics]
+    if not metrics and not doc.settings.metrics_declared and any(e.has_expected for e in examples):
         metrics = [MetricSpec(DEFAULT_METRIC)]
     return metrics
 
@@ -266,12 +221,16 @@ def _check_local_model(model: str) -> Path:
 
 
 def check_parsable(doc: PromptDocument) -> None:
-    """EvalSetupError naming the first YAML or template syntax error: nothing else about the
-    prompt can be trusted until it is fixed."""
+    """EvalSetupError naming the first YAML or template syntax error, or the first front matter
+    value the checks report as an error: nothing else about the prompt can be trusted until it
+    is fixed, and a run never accepts what the editor marks as wrong."""
     for problem in doc.problems:
         if problem.code in ("yaml-syntax", "template-syntax", "parse-error"):
             line = problem.range.start.line + 1
             raise EvalSetupError(f"line {line}: {problem.message} (run `prompt-lsp check`)")
+    for setting in doc.settings.errors:
+        line = setting.range.start.line + 1
+        raise EvalSetupError(f"line {line}: {setting.message} (run `prompt-lsp check`)")
 
 
 def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
@@ -284,18 +243,16 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     root = state_root_for(path, options.workspace_root)
     if is_local_model(model):
         model = _local_model_id(model, path.resolve().parent, root)
-    settings = _eval_settings(doc)
-    repeat = _positive_int(options.repeat or settings.get("repeat"), "eval.repeat", 1)
+    run = doc.settings.run
+    repeat = _positive_int(options.repeat or run.repeat, "--repeat", 1)
     concurrency = _positive_int(
-        options.concurrency or settings.get("concurrency"), "eval.concurrency", DEFAULT_CONCURRENCY
+        options.concurrency or run.concurrency, "--concurrency", DEFAULT_CONCURRENCY
     )
     if is_local_model(model):
         concurrency = 1  # one generation at a time anyway; keeps per-call timeouts honest
-    timeout_s = _positive_number(
-        options.timeout or settings.get("timeout"), "eval.timeout", DEFAULT_TIMEOUT_S
-    )
-    use_cache = options.use_cache and settings.get("cache", True) is not False
-    config = translate_config(doc.metadata.get("config"))
+    timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
+    use_cache = options.use_cache and run.cache is not False
+    config = dict(doc.settings.config)
     key_config = hash_secrets(config)  # two keys never share a cache entry
     items = []
     render_errors = []
@@ -603,7 +560,7 @@ def metric_specs_from_record(run: RunRecord) -> list[MetricSpec]:
 def history_for(path: Path, workspace_root: Path | None = None) -> tuple[HistoryStore, str] | None:
     """The history store and file key for `path`; None when nothing was ever recorded."""
     root = state_root_for(path, workspace_root)
-    database = root / ".prompt-lsp" / HISTORY_FILE
+    database = root / STATE_DIR_NAME / HISTORY_FILE
     if not database.is_file():
         return None
     return HistoryStore(database), file_key(path, root)

@@ -17,6 +17,8 @@ import os
 import re
 from pathlib import Path
 
+from prompt_lsp.format.text import text_version as text_version  # a version's identity
+
 STATE_DIR_NAME = ".prompt-lsp"
 HISTORY_FILE = "history.sqlite3"
 CACHE_FILE = "cache.sqlite3"
@@ -146,3 +148,8 @@ def file_key(prompt_path: Path, root: Path) -> str:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
         return resolved.as_posix()
+
+
+def history_path_for(prompt_path: Path, workspace_root: Path | None = None) -> Path:
+    """The history database that records runs of `prompt_path` (it may not exist yet)."""
+    return state_dir_for(prompt_path, workspace_root) / HISTORY_FILE

@@ -9,6 +9,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from prompt_lsp.checks.findings import Finding, Fix
+from prompt_lsp.evaluation import api
 from prompt_lsp.server.convert import to_diagnostic
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
 from prompt_lsp.server.server import PromptServer, contained
@@ -70,33 +71,18 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
 
 
 def _examples_file_to_create(ls: PromptServer, args: CreateFileArgs) -> Path | None:
-    """The examples file the open prompt `args.uri` names, if `args.path` is that file and it
-    lies inside the workspace; else None, after telling the user why. A command's arguments
-    come from the client and may have been crafted: only the prompt's own `examples:` path
-    can be created, and never outside the workspace or through a symlink."""
-    from prompt_lsp.format.examples import examples_path
-    from prompt_lsp.history.paths import is_inside, state_root_for
-
+    """The file to create, or None after telling the user why not (see
+    `api.creatable_examples_file`)."""
     state = ls.state(args.uri)
     prompt = Path(to_fs_path(args.uri)) if args.uri.startswith("file:") else None
-    wanted = examples_path(state.doc, prompt) if state is not None and prompt else None
-    path = Path(args.path).expanduser()
-    if not path.is_absolute() and prompt is not None:
-        path = prompt.parent / path  # as `examples:` is read
-    if wanted is None or path.resolve() != wanted.resolve():
-        ls.show_to_client(
-            "prompt-lsp: only the examples file an open prompt names can be created.",
-            types.MessageType.Warning,
-        )
+    if state is None or prompt is None:
+        ls.show_to_client("prompt-lsp: open and save the prompt first.", types.MessageType.Warning)
         return None
-    root = state_root_for(prompt, ls.workspace_root(prompt))
-    if not is_inside(path, [root.resolve()]):
-        ls.show_to_client(
-            f"prompt-lsp: {path.name} would be outside the workspace ({root}): not created.",
-            types.MessageType.Warning,
-        )
+    try:
+        return api.creatable_examples_file(state.doc, prompt, args.path, ls.workspace_root(prompt))
+    except api.UnsafePathError as err:
+        ls.show_to_client(f"prompt-lsp: {err}.", types.MessageType.Warning)
         return None
-    return path
 
 
 def _action(
