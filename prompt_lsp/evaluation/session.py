@@ -72,7 +72,7 @@ from prompt_lsp.history.paths import (
     response_cache_path,
     state_root_for,
 )
-from prompt_lsp.history.store import HistoryStore, new_run_id
+from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
@@ -424,6 +424,12 @@ async def evaluate_prompt(
         needs_calls = any(item.key not in hits for item in calls)
         await _preflight(plan, needs_calls, options.transport is None, options.allowed_hosts or [])
         progress = _Progress(len(plan.items), on_progress)
+        recording = options.example_ids is None
+        run_id = new_run_id()
+        live = _LiveRecorder(history, run_id) if recording else None
+        if live is not None:
+            begun = _run_record(plan, run_id, [], RUNNING, started_at, 0.0)
+            history.begin_run(begun, stored_text(plan.text))
         runner = Runner(
             RunSettings(
                 model=plan.model,
@@ -437,15 +443,16 @@ async def evaluate_prompt(
             options.transport or litellm_transport,
             cache,
             hits,
-            on_result=progress,
+            on_result=progress if live is None else _both(progress, live),
         )
         progress.start()
         with _short_gil_switches():
             outcome = await runner.run(plan.items, cancel)
         report = _record(
             plan,
+            run_id,
             outcome,
-            history if options.example_ids is None else None,
+            history if recording else None,
             started_at,
             time.perf_counter() - started,
         )
@@ -458,27 +465,83 @@ async def evaluate_prompt(
     return report
 
 
+class _LiveRecorder:
+    """Keeps finished results in the history while the run goes on (at most one write a
+    second), so a run whose process is killed still shows what finished."""
+
+    def __init__(self, history: HistoryStore, run_id: str, every_s: float = 1.0) -> None:
+        self.history, self.run_id, self.every_s = history, run_id, every_s
+        self.pending: list[ExampleResult] = []
+        self.last = time.monotonic()
+
+    def __call__(self, result: ExampleResult) -> None:
+        self.pending.append(result)
+        if time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending, self.last = self.pending, [], time.monotonic()
+        try:
+            self.history.add_results(self.run_id, pending)
+        except Exception:  # a busy database must not end the run: the end writes everything
+            logger.exception("could not record results as they finished")
+
+
+def _both(
+    first: Callable[[ExampleResult], None], second: Callable[[ExampleResult], None]
+) -> Callable[[ExampleResult], None]:
+    def call(result: ExampleResult) -> None:
+        first(result)
+        second(result)
+
+    return call
+
+
 def _record(
     plan: RunPlan,
+    run_id: str,
     outcome: RunOutcome,
     history: HistoryStore | None,
     started_at: float,
     duration_s: float,
 ) -> RunReport:
-    """Write the run to the history (one transaction) and build the report. A run of some
-    examples only (`history` None) is not a score of the version and is not recorded."""
+    """Write the run's final state to the history (one transaction) and build the report. A
+    run of some examples only (`history` None) is not a score of the version and is not
+    recorded."""
     results = outcome.results
-    aggregates, stdev = aggregate(results, plan.metrics)
     n_ok = sum(1 for r in results if r.ok)
-    n_failed = len(results) - n_ok
     if outcome.cancelled:
         status = "cancelled"
     elif n_ok == 0:
         status = "failed"
     else:
         status = "ok"
-    run = RunRecord(
-        id=new_run_id(),
+    run = _run_record(plan, run_id, results, status, started_at, duration_s)
+    comparison = None
+    if history is not None:
+        text = stored_text(plan.text)
+        history.finish_run(run, results)
+        comparison = compare_with_previous(history, run, results, text)
+    report = _report_from(run, results, plan.metrics, plan.path)
+    report.comparison = comparison
+    report.recorded = history is not None
+    report.warnings = list(plan.warnings)
+    report.calls, report.retries = outcome.calls, outcome.retries
+    return report
+
+
+def _run_record(
+    plan: RunPlan,
+    run_id: str,
+    results: list[ExampleResult],
+    status: str,
+    started_at: float,
+    duration_s: float,
+) -> RunRecord:
+    aggregates, stdev = aggregate(results, plan.metrics)
+    n_ok = sum(1 for r in results if r.ok)
+    return RunRecord(
+        id=run_id,
         file=plan.file,
         version=plan.version,
         model=plan.model,
@@ -492,22 +555,11 @@ def _record(
         prompt_tokens=sum(r.prompt_tokens for r in results),
         completion_tokens=sum(r.completion_tokens for r in results),
         n_ok=n_ok,
-        n_failed=n_failed,
+        n_failed=len(results) - n_ok,
         total=len(plan.items),
         duration_s=duration_s,
         repeat=plan.repeat,
     )
-    comparison = None
-    if history is not None:
-        text = stored_text(plan.text)
-        history.record_run(run, results, text)
-        comparison = compare_with_previous(history, run, results, text)
-    report = _report_from(run, results, plan.metrics, plan.path)
-    report.comparison = comparison
-    report.recorded = history is not None
-    report.warnings = list(plan.warnings)
-    report.calls, report.retries = outcome.calls, outcome.retries
-    return report
 
 
 def _report_from(
