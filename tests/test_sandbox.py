@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -279,3 +280,21 @@ def test_the_user_can_opt_in_to_running_code_without_a_sandbox(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-still-not-passed")
     tests = "import os\nassert 'OPENAI_API_KEY' not in os.environ"
     assert run_code_tests("x = 1", tests, 10.0).score == 1.0
+
+
+async def test_an_evaluation_with_code_tests_refuses_before_any_call_without_a_sandbox(
+    monkeypatch: pytest.MonkeyPatch, scripted: Any, write_prompt: Any
+) -> None:
+    from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError, evaluate_prompt
+
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "bubblewrap (bwrap) is not installed")
+    path = write_prompt(
+        "---\nmodel: scripted/test-model\nexamples:\n"
+        "  - {id: a, input: {q: x}, expected: 'assert True'}\nmetrics: [code_tests]\n---\n"
+        "{{ q }}\n"
+    )
+    with pytest.raises(EvalSetupError) as raised:
+        await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert "bubblewrap (bwrap) is not installed" in str(raised.value)
+    assert "--allow-unsandboxed-code" in str(raised.value) and "\n" not in str(raised.value)
+    assert scripted.call_count == 0
