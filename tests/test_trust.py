@@ -74,8 +74,9 @@ def loopback() -> Iterator[Loopback]:
             headers = {k.lower(): v for k, v in self.headers.items()}
             state.requests.append({"headers": headers, "json": payload})
             body = state.body if state.body is not None else state.reply()
-            if state.status != 200:
-                body = {"error": {"message": "Incorrect API key provided", "type": "invalid"}}
+            if state.status != 200:  # echoes the key, as a careless provider might
+                said = f"Incorrect API key provided: {headers.get('authorization', '')}"
+                body = {"error": {"message": said, "type": "invalid"}}
             data = json.dumps(body).encode()
             self.send_response(state.status)
             self.send_header("Content-Type", "application/json")
@@ -196,7 +197,8 @@ async def test_an_empty_reply_is_an_error_and_is_not_cached(
     path = write_prompt(prompt_for(loopback.base))
     report = await run(path)
     (result,) = report.results
-    assert not result.ok and "no choices" in str(result.error) or "no text" in str(result.error)
+    assert not result.ok
+    assert "no choices" in str(result.error) or "no text" in str(result.error)
     assert report.status == "failed" and report.aggregates["exact_match"] is None
     loopback.body = None  # the provider recovers: the next run calls it again
     again = await run(path)
@@ -217,6 +219,18 @@ async def test_a_rejected_key_is_not_reported_as_missing(
     assert "rejected the key (401)" in error and "OPENAI_API_KEY" in error
     assert "not set" not in error
     assert ENV_KEY not in error
+
+
+async def test_a_key_the_provider_echoes_in_an_error_is_not_stored(
+    loopback: Loopback, user_key: str, write_prompt: Callable[..., Path]
+) -> None:
+    loopback.status = 401
+    path = write_prompt(prompt_for(loopback.base, f"  api_key: {FILE_KEY}\n"))
+    report = await run(path)
+    assert FILE_KEY in json.dumps(loopback.requests)  # it was sent, and echoed back
+    error = str(report.results[0].error)
+    assert FILE_KEY not in error
+    assert FILE_KEY.encode() not in _stored_bytes(path.parent)
 
 
 # ---------------------------------------------------------------------------- secrets

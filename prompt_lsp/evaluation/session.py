@@ -412,6 +412,8 @@ async def evaluate_prompt(
     started_at, started = time.time(), time.perf_counter()
     try:
         state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
+        if (state_dir / HISTORY_FILE).is_symlink():
+            raise UnsafePathError(f"{state_dir / HISTORY_FILE} is a symlink: not written through")
     except UnsafePathError as err:
         raise EvalSetupError(str(err)) from None
     cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None

@@ -195,6 +195,28 @@ def scrub_secrets(value: Any) -> Any:
     return value
 
 
+def secret_values(value: Any, under_secret_name: bool = False) -> list[str]:
+    """Every key held in `value` (a config): strings under key-like names, and key shapes."""
+    if isinstance(value, Mapping):
+        return [
+            found
+            for k, v in value.items()
+            for found in secret_values(v, under_secret_name or is_secret_name(str(k)))
+        ]
+    if isinstance(value, list | tuple):
+        return [found for v in value for found in secret_values(v, under_secret_name)]
+    if isinstance(value, str) and is_literal_secret(value, under_secret_name):
+        return [value.strip()]
+    return []
+
+
+def redact_values(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every one of `secrets` replaced by `<redacted>` (an error may echo a key)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def hash_secrets(value: Any, under_secret_name: bool = False) -> Any:
     """A copy of `value` with every key replaced by its SHA-256: a cache key built from it
     differs between two keys without holding either."""
