@@ -230,6 +230,7 @@ async def test_a_key_the_provider_echoes_in_an_error_is_not_stored(
     assert FILE_KEY in json.dumps(loopback.requests)  # it was sent, and echoed back
     error = str(report.results[0].error)
     assert FILE_KEY not in error
+    assert "rejected the key (401): check the `api_key` in the prompt's config" in error
     assert FILE_KEY.encode() not in _stored_bytes(path.parent)
 
 

@@ -269,20 +269,22 @@ def _status_code(error: BaseException) -> int | None:
     return status if isinstance(status, int) else None
 
 
-def _rejected_key_message(error: BaseException, model: str, variables: list[str]) -> str | None:
-    """For a 401/403 when a key *was* sent: the provider rejected it (it is not missing)."""
+def _rejected_key_message(
+    error: BaseException, model: str, variables: list[str], own_key: bool
+) -> str | None:
+    """For a 401/403 when a key *was* sent (the prompt's own `api_key`, or one from the
+    environment): the provider rejected it; it is not missing."""
     status = _status_code(error)
     names = {cls.__name__ for cls in type(error).__mro__}
     if status not in (401, 403) and not names & {"AuthenticationError", "PermissionDeniedError"}:
         return None
     candidates = environment_key_variables(model) or [v for v in variables if os.environ.get(v)]
-    if not candidates:
+    if not candidates and not own_key:
         return None  # nothing was set: the key is missing, not rejected
     code = f" ({status})" if status else ""
     what = "has no access to this model" if status == 403 else "rejected the key"
-    return (
-        f"the provider {what}{code}: check {candidates[0]} (it is set, but not valid for `{model}`)"
-    )
+    which = "the `api_key` in the prompt's config" if own_key else candidates[0]
+    return f"the provider {what}{code}: check {which} (it is set, but not valid for `{model}`)"
 
 
 def looks_like_missing_key(error: BaseException) -> bool:
@@ -304,7 +306,7 @@ def redact_known_secrets(text: str) -> str:
     return text
 
 
-def describe_error(error: BaseException, model: str) -> str:
+def describe_error(error: BaseException, model: str, own_key: bool = False) -> str:
     """One readable line for an error of a model call (never a traceback, never a key)."""
     if isinstance(error, asyncio.TimeoutError | TimeoutError):
         return "timed out"
@@ -312,7 +314,7 @@ def describe_error(error: BaseException, model: str) -> str:
         return str(error)
     if looks_like_missing_key(error) and not is_local_model(model):
         variables = re.findall(r"\b[A-Z][A-Z0-9_]*_(?:API_KEY|TOKEN)\b", str(error))
-        rejected = _rejected_key_message(error, model, variables)
+        rejected = _rejected_key_message(error, model, variables, own_key)
         return rejected or _key_message(model, variables)
     text = redact_known_secrets(str(error)).strip()
     first = text.splitlines()[0] if text else ""

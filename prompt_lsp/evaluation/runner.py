@@ -187,7 +187,8 @@ class Runner:
                 result.error = f"timed out after {self.settings.timeout_s:g} s"
                 return result
             except Exception as err:
-                error = describe_error(err, self.settings.model)
+                own_key = bool(self.settings.config.get("api_key"))
+                error = describe_error(err, self.settings.model, own_key)
                 result.error = redact_values(error, secret_values(self.settings.config))
                 return result
             self._remember(item.key, reply, result.latency_s)
