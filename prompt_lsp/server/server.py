@@ -23,6 +23,7 @@ from pygls.workspace import TextDocument, Workspace
 from prompt_lsp import __version__
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.server.convert import Positions
+from prompt_lsp.server.protocol import PromptProtocol
 from prompt_lsp.server.state import DocumentState, Settings
 
 log = logging.getLogger("prompt_lsp")
@@ -72,7 +73,7 @@ def is_prompt_uri(uri: str) -> bool:
 
 class PromptServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("prompt-lsp", __version__)
+        super().__init__("prompt-lsp", __version__, protocol_cls=PromptProtocol)
         self.settings = Settings()
         self._states: dict[str, DocumentState] = {}
         self.initialization_options: Any = None
