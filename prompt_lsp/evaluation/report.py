@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation.metrics import MetricSpec
-from prompt_lsp.history.compare import Comparison, ExampleChange
-from prompt_lsp.history.store import ExampleResult
+from prompt_lsp.evaluation.results import Comparison, ExampleChange, ExampleResult
 
 
 @dataclass

@@ -13,7 +13,7 @@ from lsprotocol import types
 
 from prompt_lsp.catalog.gguf import model_control_tokens
 from prompt_lsp.catalog.metrics import METRICS
-from prompt_lsp.catalog.models import DEFAULT_MODEL, complete_models
+from prompt_lsp.catalog.models import complete_models
 from prompt_lsp.catalog.tokens import (
     SEED_TOKENS,
     all_known_tokens,
@@ -21,7 +21,7 @@ from prompt_lsp.catalog.tokens import (
     file_tokens,
     token_pairs,
 )
-from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.evaluation.api import load_examples
 from prompt_lsp.format.examples import FORMATS
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument
@@ -476,9 +476,9 @@ def _token_items(
     typed: str,
     default_model: str | None,
 ) -> None:
-    model = doc.model_id or default_model or DEFAULT_MODEL
+    model = doc.settings.model_or_default(default_model)
     family = family_for_model(model)
-    declared = [t for t in doc.metadata.get("tokens") or [] if isinstance(t, str)]
+    declared = list(doc.settings.tokens)
     offered: set[str] = set()
 
     def offer(text: str, meaning: str, origin: str, rank: str) -> None:

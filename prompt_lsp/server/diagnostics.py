@@ -12,7 +12,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
-from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.evaluation.api import load_examples
 from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range

@@ -11,15 +11,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.checks.examples import examples_range
-from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.evaluation import api
+from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError, HistoryStamp, load_examples
 from prompt_lsp.format.examples import Example, examples_path
 from prompt_lsp.format.model import Position, Range
 from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
@@ -33,6 +33,9 @@ from prompt_lsp.server.evaluate_text import (
 )
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.api import RunReport
 
 EVALUATE = "prompt-lsp.evaluate"
 CANCEL = "prompt-lsp.cancelEvaluation"
@@ -65,7 +68,7 @@ class Evaluation:
     done: int = 0
     total: int = 0
     failed: int = 0
-    report: Any = None  # the last finished RunReport (any version of the text)
+    report: RunReport | None = None  # the last finished run (any version of the text)
     examples_uri: str | None = None  # where per-example diagnostics were published
 
     @property
@@ -79,7 +82,7 @@ class Evaluations:
         self.scheduler = scheduler
         self.by_uri: dict[str, Evaluation] = {}
         # (uri, text sha) -> (history stamp, RunReport | None), oldest first
-        self.known: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.known: dict[tuple[str, str], tuple[HistoryStamp | None, RunReport | None]] = {}
         self._last_refresh = 0.0
 
     def of(self, uri: str) -> Evaluation:
@@ -87,15 +90,13 @@ class Evaluations:
 
     # ---------------------------------------------------------------- history
 
-    def report_for(self, state: DocumentState) -> Any:
+    def report_for(self, state: DocumentState) -> RunReport | None:
         """The latest run of exactly this text, from history (no model call). Answers are kept
         until the history database changes, so a run made elsewhere (the CLI, another editor)
         shows up at the next request."""
-        from prompt_lsp.evaluation.session import load_last_report, text_version
-
         if state.path is None:
             return None
-        key = (state.uri, text_version(state.doc.text))
+        key = (state.uri, api.text_version(state.doc.text))
         stamp = self._history_stamp(state)
         cached = self.known.get(key)
         if cached is not None and cached[0] == stamp:
@@ -104,7 +105,7 @@ class Evaluations:
             report = None
             if stamp is not None:
                 try:
-                    report = load_last_report(state.path, state.doc.text, self.root(state))
+                    report = api.last_report(state.path, state.doc.text, self.root(state))
                 except Exception as err:  # a broken history must not break the editor
                     self.ls.log_to_client(f"history lookup failed: {err!r}")
             self._remember(key, stamp, report)
@@ -114,39 +115,27 @@ class Evaluations:
                 evaluation.report = report  # shown with "(edited since)" after the next edit
         return report
 
-    def _remember(self, key: tuple[str, str], stamp: Any, report: Any) -> None:
+    def _remember(
+        self, key: tuple[str, str], stamp: HistoryStamp | None, report: RunReport | None
+    ) -> None:
         self.known.pop(key, None)
         self.known[key] = (stamp, report)
         while len(self.known) > KNOWN_TEXTS:
             self.known.pop(next(iter(self.known)))
 
-    def _history_stamp(self, state: DocumentState) -> tuple[int, ...] | None:
-        """When the history database last changed (its WAL file takes every commit)."""
-        from prompt_lsp.history.paths import HISTORY_FILE, state_dir_for
+    def _history_stamp(self, state: DocumentState) -> HistoryStamp | None:
+        return api.history_stamp(state.path, self.root(state))
 
-        database = state_dir_for(state.path, self.root(state)) / HISTORY_FILE
-        stamps = []
-        for path in (database, database.with_name(database.name + "-wal")):
-            try:
-                stat = path.stat()
-            except OSError:
-                stamps.append(0)
-                continue
-            stamps += [stat.st_mtime_ns, stat.st_size]
-        return tuple(stamps) if stamps[0] else None
-
-    def shown_report(self, state: DocumentState) -> tuple[Any, bool]:
+    def shown_report(self, state: DocumentState) -> tuple[RunReport | None, bool]:
         """The run to show for this text: its own (from history, by hash), else the last run
         made in this session (a cancelled or failed one, or one of an earlier text)."""
-        from prompt_lsp.evaluation.session import text_version
-
         current = self.report_for(state)
         if current is not None:
             return current, False
         evaluation = self.by_uri.get(state.uri)
         if evaluation is None or evaluation.report is None:
             return None, False
-        return evaluation.report, evaluation.report.version != text_version(state.doc.text)
+        return evaluation.report, evaluation.report.version != api.text_version(state.doc.text)
 
     def root(self, state: DocumentState) -> Path | None:
         setting = self.ls.settings.history_path
@@ -201,8 +190,6 @@ class Evaluations:
         return token
 
     async def _run(self, state: DocumentState, evaluation: Evaluation, token: str | None) -> None:
-        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
-
         if token is not None:
             future = self.ls.work_done_progress.tokens.get(token)
             if future is not None:
@@ -231,7 +218,7 @@ class Evaluations:
 
         message = "done"
         try:
-            report = await evaluate_prompt(
+            report = await api.evaluate(
                 state.path, state.doc.text, self.options(state), on_progress, evaluation.cancel
             )
         except EvalSetupError as err:
@@ -257,17 +244,14 @@ class Evaluations:
             evaluation.task = None
             self.refresh(force=True)
 
-    def options(self, state: DocumentState, example_ids: list[str] | None = None):
+    def options(self, state: DocumentState, example_ids: list[str] | None = None) -> EvalOptions:
         """Editor settings as run options; the file's front matter wins over them."""
-        from prompt_lsp.evaluation.session import EvalOptions
-
         settings = self.ls.settings
-        eval_block = state.doc.metadata.get("eval")
-        eval_block = eval_block if isinstance(eval_block, dict) else {}
+        run = state.doc.settings.run
         return EvalOptions(
             default_model=settings.default_model,
-            concurrency=None if "concurrency" in eval_block else settings.concurrency,
-            use_cache=eval_block.get("cache", settings.cache) is not False,
+            concurrency=None if run.concurrency is not None else settings.concurrency,
+            use_cache=settings.cache if run.cache is None else run.cache,
             workspace_root=self.root(state),
             example_ids=example_ids,
         )
@@ -275,7 +259,7 @@ class Evaluations:
     # ---------------------------------------------------------------- results in the editor
 
     def _publish_example_diagnostics(
-        self, state: DocumentState, evaluation: Evaluation, report: Any
+        self, state: DocumentState, evaluation: Evaluation, report: RunReport
     ) -> None:
         """Information diagnostics on failed and regressed examples; the next run replaces them."""
         examples = load_examples(state.doc, state.path)
@@ -333,7 +317,7 @@ class Evaluations:
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
 
-    def _notify_score(self, uri: str, report: Any) -> None:
+    def _notify_score(self, uri: str, report: RunReport) -> None:
         title = score_title(report, edited=False)
         tooltip = f"{report.model} · {report.file} · version {report.version[:8]}"
         self.ls.protocol.notify(SCORE_NOTIFICATION, {"uri": uri, "text": title, "tooltip": tooltip})
@@ -414,16 +398,10 @@ class Evaluations:
     # ---------------------------------------------------------------- documents to show
 
     async def show(self, state: DocumentState, name: str, text: str) -> None:
-        from prompt_lsp.history.paths import ensure_state_dir, state_root_for
-
-        root = state_root_for(state.path, self.root(state)) if state.path else None
-        if root is None:
+        if state.path is None:
             self.ls.show_to_client(text)
             return
-        out = ensure_state_dir(root / ".prompt-lsp") / "out"
-        out.mkdir(exist_ok=True)
-        target = out / name
-        target.write_text(text, encoding="utf-8")
+        target = api.write_output(state.path, self.root(state), name, text)
         window = self.ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
             await self.ls.window_show_document_async(
@@ -460,7 +438,7 @@ def _example_count(state: DocumentState) -> int:
 
 
 def _model_of(state: DocumentState, default_model: str | None) -> str:
-    return state.doc.model_id or default_model or DEFAULT_MODEL
+    return state.doc.settings.model_or_default(default_model)
 
 
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
@@ -537,8 +515,6 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(RUN_EXAMPLE)
     @contained()
     async def run_example(ls: PromptServer, args: ExampleArgs) -> None:
-        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
-
         state = state_for(args.uri)
         if state.path is None:
             ls.show_to_client("Save the prompt to a file first.", types.MessageType.Warning)
@@ -550,7 +526,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
         wanted = args.example or examples.examples[0].id
         options = evaluations.options(state, example_ids=[wanted])
         try:
-            report = await evaluate_prompt(state.path, state.doc.text, options)
+            report = await api.evaluate(state.path, state.doc.text, options)
         except EvalSetupError as err:
             ls.show_to_client(
                 f"prompt-lsp: cannot run example {wanted}: {err}", types.MessageType.Error

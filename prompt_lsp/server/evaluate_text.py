@@ -3,12 +3,20 @@ opened by Show rendered / Compare / Run example. Pure functions of reports."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from prompt_lsp.evaluation.examples import load_examples
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.api import (
+    format_delta,
+    format_score,
+    format_when,
+    load_examples,
+    shorten,
+)
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.api import ExampleResult, RunReport
 
 MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
@@ -22,7 +30,7 @@ def _money(cost: float) -> str:
     return "$0" if not cost else f"${cost:.4f}"
 
 
-def score_title(report: Any, edited: bool) -> str:
+def score_title(report: RunReport, edited: bool) -> str:
     """`rougeL 0.412 ▲0.051 · rouge1 0.480 ▼0.012 · 12/12 ok · 4.1 s · $0.0003`."""
     comparison = report.comparison
     parts = []
@@ -45,7 +53,7 @@ def score_title(report: Any, edited: bool) -> str:
     return f"{title} (edited since)" if edited else title
 
 
-def example_lens_title(report: Any, result: Any) -> str:
+def example_lens_title(report: RunReport, result: ExampleResult) -> str:
     if result.error:
         return f"✗ {_brief(result.error, 80)}"
     headline = report.headline
@@ -70,7 +78,7 @@ def changed_lines(diff: str) -> list[str]:
     ]
 
 
-def comparison_markdown(report: Any, edited: bool) -> str:
+def comparison_markdown(report: RunReport, edited: bool) -> str:
     if report is None:
         return (
             "**Not evaluated yet.** Click **▶ Evaluate** above (or run `prompt-lsp eval FILE`) to "
@@ -131,7 +139,7 @@ def rendered_document(state: DocumentState, example_id: str | None) -> tuple[str
     return f"{stem}.rendered.md", f"# {stem} — rendered ({title})\n\n{body}\n"
 
 
-def compare_document(state: DocumentState, report: Any) -> tuple[str, str]:
+def compare_document(state: DocumentState, report: RunReport) -> tuple[str, str]:
     stem = state.path.stem if state.path else "prompt"
     comparison = report.comparison
     text = comparison_markdown(report, edited=False)
@@ -141,7 +149,9 @@ def compare_document(state: DocumentState, report: Any) -> tuple[str, str]:
     )
 
 
-def run_example_document(state: DocumentState, report: Any, example_id: str) -> tuple[str, str]:
+def run_example_document(
+    state: DocumentState, report: RunReport, example_id: str
+) -> tuple[str, str]:
     stem = state.path.stem if state.path else "prompt"
     result = next((r for r in report.results if r.id == example_id), None)
     lines = [f"# {stem} — example {example_id} ({report.model})", ""]

@@ -10,7 +10,7 @@ from lsprotocol import types
 from prompt_lsp.catalog.metrics import METRICS
 from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.catalog.tokens import lookup_token
-from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.evaluation.api import load_examples
 from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument, Range
@@ -161,7 +161,7 @@ def _token(state: DocumentState, text: str) -> str:
     token = lookup_token(text)
     if token is not None:
         return f"**{text}** — {token.family} special token\n\n{token.meaning}"
-    if text in (state.doc.metadata.get("tokens") or []):
+    if text in state.doc.settings.tokens:
         return f"**{text}** — declared in this file's `tokens:`"
     return f"**{text}** — a tag of this prompt (not a model special token)"
 

@@ -22,7 +22,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path, to_fs_path
 
-from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES
+from prompt_lsp.evaluation.api import MAX_EXAMPLES_BYTES
 from prompt_lsp.format.examples import FORMATS, RESERVED_COLUMNS, examples_path
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import KEYWORDS
@@ -105,12 +105,11 @@ def uses(doc: PromptDocument, name: str) -> list[Range]:
 def inline_example_keys(doc: PromptDocument, name: str) -> list[Range]:
     """The keys naming `name` in inline examples (`examples:` list, or Prompty's `sample:`)."""
     found: list[Range] = []
-    meta = doc.metadata
     for entry in doc.entries:
         path = entry.path
         if not path or path[-1] != name or entry.key_range is None:
             continue
-        inline = path[0] == "examples" and isinstance(meta.get("examples"), list)
+        inline = path[0] == "examples" and isinstance(doc.settings.examples, list)
         if inline and len(path) == 4 and isinstance(path[1], int) and path[2] in INPUT_KEYS:
             pass
         elif inline and len(path) == 3 and isinstance(path[1], int):
