@@ -184,6 +184,10 @@ def test_requests_before_initialize_get_server_not_initialized(server: RawServer
     assert hover(server, uri)["result"] is None  # the early didOpen was dropped
     open_prompt(server, tmp_path)
     assert "value" in json.dumps(hover(server, uri)["result"])
+    # initialize is sent once: a second one would reset the workspace
+    again = server.request("initialize", {"processId": None, "rootUri": None, "capabilities": {}})
+    assert again["error"]["code"] == INVALID_REQUEST
+    assert "value" in json.dumps(hover(server, uri)["result"])
 
 
 def test_requests_after_shutdown_are_invalid_and_exit_ends_cleanly(tmp_path: Path):

@@ -166,6 +166,11 @@ class PromptProtocol(LanguageServerProtocol):
             else:
                 log.warning("Dropped %s: the server is not initialized yet", method)
             return False
+        if method == types.INITIALIZE and is_request:
+            self._error(
+                msg_id, types.ErrorCodes.InvalidRequest, "the server is already initialized"
+            )
+            return False
         if self.shutdown_received:
             if is_request:
                 self._error(
