@@ -2,7 +2,7 @@
 
 pygls drops some messages without a reply: params that do not fit the method's type (the
 client then waits forever), a request before `initialize` or after `shutdown`, a request
-sent with the wrong `jsonrpc`. `PromptProtocol` answers each with the error code the LSP
+sent with the wrong `jsonrpc`. `AnsweringProtocol` answers each with the error code the LSP
 specification gives (-32602 InvalidParams, -32002 ServerNotInitialized, -32600
 InvalidRequest). It also applies `didChange` edits as the specification's reference
 implementation (vscode-languageserver-textdocument) does: a position past the end of its line
@@ -22,6 +22,7 @@ import re
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -108,7 +109,7 @@ class _Unreadable:
 _NOTIFICATIONS_BEFORE_INITIALIZE = frozenset({types.EXIT})
 
 
-class PromptProtocol(LanguageServerProtocol):
+class AnsweringProtocol(LanguageServerProtocol):
     """LanguageServerProtocol that answers every request (see module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -236,7 +237,7 @@ class PromptProtocol(LanguageServerProtocol):
         """Apply the edits as the specification does (see module docstring), as one whole text
         per notification."""
         uri = params.text_document.uri
-        document = self.workspace.text_documents.get(uri)
+        document = self.workspace.text_documents.get(unquote(uri))  # pygls' key for it
         if document is None:
             log.warning("didChange for %s, which is not open: ignored", uri)
             return
