@@ -217,7 +217,7 @@ ls = create_server()
 
 @ls.command("test.documentText")
 def document_text(ls, uri: str):
-    return ls.workspace.text_documents[uri].source
+    return ls.workspace.get_text_document(uri).source
 
 
 ls.start_io(stdin=BoundedInput(sys.stdin.buffer))
@@ -313,7 +313,8 @@ def test_fuzzed_edits_are_applied_as_the_spec_says_and_every_request_is_answered
         answer = raw.initialize(tmp_path, encoding)
         assert answer["result"]["capabilities"]["positionEncoding"] == encoding
         text = "---\nmodel: openai/gpt-4o-mini\n---\nuser:\r\nHi {{ name }}\rbye 😀\n"
-        uri = open_prompt(raw, tmp_path, text)
+        uri = open_prompt(raw, tmp_path, text, name="fuzz one.prompt")  # a %20 in the URI
+        assert "%20" in uri
         pending: list[int] = []
         edits = 0
         for version in range(2, 302):
