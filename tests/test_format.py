@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -239,16 +240,28 @@ def test_front_matter_that_is_not_a_mapping() -> None:
     assert problem.range.start == Position(1, 0)
 
 
-def test_recursive_and_exponential_yaml_aliases_are_cheap() -> None:
+def test_recursive_and_exponential_yaml_aliases_are_refused_cheaply() -> None:
+    """A billion-laughs alias tree is a 600-byte file standing for 10^9 values: rendering
+    `{{ lol }}` or hashing the metadata would expand them all (issue 10)."""
+    start = time.perf_counter()
     doc = parse("---\na: &a [*a]\n---\nhi\n")
-    assert doc.problems == []
+    assert [(p.code, p.message) for p in doc.problems] == [
+        ("yaml-syntax", "Invalid YAML: an alias refers to itself.")
+    ]
     laughs = ["---", "a: &a [x, x, x, x, x, x, x, x, x]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         laughs.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
     laughs += ["---", "hi"]
     doc = parse("\n".join(laughs))
-    assert doc.problems == []
-    assert len(doc.entries) < 100  # an alias is not walked again
+    (problem,) = doc.problems
+    assert problem.code == "yaml-syntax"
+    assert problem.message == "Invalid YAML: its aliases expand to more than 100,000 values."
+    assert problem.range.start.line == 6  # `f:`, the first list past the limit
+    assert doc.metadata == {}
+    assert time.perf_counter() - start < 1.0
+    # aliases within the limit still work
+    doc = parse("---\nbase: &b {temperature: 0}\nconfig: *b\n---\nhi\n")
+    assert doc.problems == [] and doc.metadata["config"] == {"temperature": 0}
 
 
 def test_duplicate_keys_point_at_the_value_in_effect() -> None:

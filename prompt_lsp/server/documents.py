@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
@@ -28,6 +28,7 @@ from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import FORMATS as EXAMPLE_FORMATS
 from prompt_lsp.format.text import text_version
 from prompt_lsp.server.convert import Positions, to_diagnostic
+from prompt_lsp.server.protocol import AnsweringProtocol
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
@@ -97,8 +98,8 @@ class LspWorkspace(Workspace):
         )
 
 
-class PromptProtocol(LanguageServerProtocol):
-    """pygls' protocol, with the workspace made an LspWorkspace as soon as `initialize`
+class PromptProtocol(AnsweringProtocol):
+    """pygls' protocol answering every request (see server.protocol), with the workspace made an LspWorkspace as soon as `initialize`
     creates it (before any document can be opened)."""
 
     @lsp_method(types.INITIALIZE)
