@@ -13,7 +13,7 @@ from prompt_lsp.format.model import PromptDocument
 
 # Checks that render the template (tens of milliseconds on a long prompt): the editor runs them
 # once typing pauses, and the quick ones on every change.
-SLOW_CODES = frozenset({"context-overflow"})
+SLOW_CODES = frozenset({"context-overflow", "render-limit"})
 
 
 def check_document(

@@ -421,7 +421,7 @@ async def evaluate_prompt(
 
     Cancelling (the `cancel` event, or cancelling the task) records the finished part of the
     run with status "cancelled"; a task cancel then re-raises CancelledError."""
-    plan = plan_run(path, text, options)
+    plan = await asyncio.to_thread(plan_run, path, text, options)  # renders untrusted templates
     started_at, started = time.time(), time.perf_counter()
     try:
         state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)

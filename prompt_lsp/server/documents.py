@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
@@ -27,6 +28,7 @@ from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import FORMATS as EXAMPLE_FORMATS
 from prompt_lsp.format.text import text_version
 from prompt_lsp.server.convert import Positions, to_diagnostic
+from prompt_lsp.server.protocol import AnsweringProtocol
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from prompt_lsp.server.server import PromptServer
 
 PROMPT_SUFFIXES = (".prompt", ".prompty")
+PARSE_WAIT_S = 5.0  # a request waits at most this long for a parse already running
 EXAMPLE_SUFFIXES = tuple(EXAMPLE_FORMATS)
 
 
@@ -95,8 +98,8 @@ class LspWorkspace(Workspace):
         )
 
 
-class PromptProtocol(LanguageServerProtocol):
-    """pygls' protocol, with the workspace made an LspWorkspace as soon as `initialize`
+class PromptProtocol(AnsweringProtocol):
+    """pygls' protocol answering every request (see server.protocol), with the workspace made an LspWorkspace as soon as `initialize`
     creates it (before any document can be opened)."""
 
     @lsp_method(types.INITIALIZE)
@@ -170,12 +173,23 @@ class DocumentRecord:
     published_version: int | None = None  # the document version last published
 
 
+@dataclass
+class _Parse:
+    """A parse running in a worker thread, which a request for the same version waits for
+    rather than parsing the text a second time."""
+
+    text: str
+    done: threading.Event = field(default_factory=threading.Event)
+    doc: PromptDocument | None = None
+
+
 class Documents:
     """Per-document state of one server. Documents are keyed by `document_key`."""
 
     def __init__(self, ls: PromptServer) -> None:
         self.ls = ls
         self._records: dict[str, DocumentRecord] = {}
+        self._parsing: dict[tuple[str, int | None], _Parse] = {}
 
     # ------------------------------------------------------------ lookup
 
@@ -212,7 +226,40 @@ class Documents:
         known = self.parsed(uri, document.version, text)
         if known is not None:
             return known
-        return self.remember(uri, document.version, parse(text, previous=self.previous_doc(uri)))
+        running = self._parsing.get((document_key(uri), document.version))
+        if running is not None and running.text == text and running.done.wait(PARSE_WAIT_S):
+            doc = running.doc
+        else:
+            doc = None
+        if doc is None:
+            doc = parse(text, previous=self.previous_doc(uri))
+        return self.remember(uri, document.version, doc)
+
+    async def parse_in_thread(self, uri: str, version: int | None, text: str) -> DocumentState:
+        """The state of this version, parsed in a worker thread (analysing a long template
+        takes tens of milliseconds, and requests are answered meanwhile); a request for the
+        same version that arrives meanwhile waits for this parse instead of repeating it."""
+        if (state := self.parsed(uri, version, text)) is not None:
+            return state
+        key = (document_key(uri), version)
+        running = self._parsing[key] = _Parse(text)
+        previous = self.previous_doc(uri)
+
+        def work() -> PromptDocument:
+            try:
+                running.doc = parse(text, previous=previous)
+                return running.doc
+            finally:
+                running.done.set()
+
+        try:
+            doc = await asyncio.to_thread(work)
+        finally:
+            if self._parsing.get(key) is running:
+                del self._parsing[key]
+        if (state := self.parsed(uri, version, text)) is not None:
+            return state  # a request parsed it meanwhile: one state per version
+        return self.remember(uri, version, doc)
 
     def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
         """The state already parsed for exactly this version and text, if any."""

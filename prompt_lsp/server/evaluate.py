@@ -480,7 +480,8 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @contained()
     async def show_rendered(ls: PromptServer, args: ExampleArgs) -> None:
         state = state_for(args.uri)
-        name, text = rendered_document(state, args.example)
+        # off the event loop: it reads the examples and renders an untrusted template
+        name, text = await asyncio.to_thread(rendered_document, state, args.example)
         await evaluations.show(state, name, text)
 
     @ls.command(COMPARE)
