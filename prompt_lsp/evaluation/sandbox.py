@@ -143,7 +143,7 @@ def run_python(source: str, limits: Limits) -> Outcome:
                 # bwrap's own reaper (PID 1 inside) keeps the environment it was started with
                 launch = _popen(command, stderr, (script.fileno(),), None, _bare_environment())
             else:
-                command = [sys.executable, "-I", "-B", "-c", _launcher(limits), SCRIPT_NAME]
+                command = [sys.executable, "-I", "-S", "-B", "-c", _launcher(limits), SCRIPT_NAME]
                 launch = _popen(command, stderr, (), folder, _minimal_environment(folder))
             returncode, timed_out = _wait(launch, limits.wall_s)
         overflow = stderr_path.stat().st_size >= limits.file_bytes
@@ -203,6 +203,7 @@ def _bwrap_command(bwrap: str, limits: Limits, script_fd: int) -> list[str]:
         "--",
         python,
         "-I",
+        "-S",  # the launcher needs no site-packages: a faster start
         "-B",
         "-c",
         _launcher(limits),
