@@ -267,3 +267,29 @@ def test_the_server_answers_at_once_on_hostile_files(tmp_path: Path) -> None:
         assert rss_mb < 500
     finally:
         raw.close()
+
+
+def test_a_pattern_re2_cannot_run_is_flagged_where_it_is_written() -> None:
+    from prompt_lsp.checks import check_document
+
+    text = (
+        "---\nmodel: openai/gpt-4o-mini\nmetrics:\n"
+        '  - {name: regex, pattern: "(?=x)"}\n'
+        '  - {name: contains, pattern: "(?=x)"}\n'  # not a regex: no finding
+        '  - regex: {pattern: "(a)\\\\1"}\n'
+        '  - regex: {pattern: "^ok$"}\n'
+        "---\nuser:\nhi\n"
+    )
+    findings = [f for f in check_document(parse(text), None) if f.code == "invalid-value"]
+    assert [(f.range.start.line, f.range.start.character, f.message) for f in findings] == [
+        (
+            3,
+            27,
+            "Invalid pattern: invalid perl operator: (?= (the regex metric uses RE2 syntax: no backreferences or lookaround).",
+        ),
+        (
+            5,
+            21,
+            "Invalid pattern: invalid escape sequence: \\1 (the regex metric uses RE2 syntax: no backreferences or lookaround).",
+        ),
+    ]
