@@ -849,3 +849,36 @@ def test_a_prose_edit_skips_the_template_analysis(monkeypatch: pytest.MonkeyPatc
     assert calls == [] and [u.name for u in after.variables] == ["topic"]
     parse(text.replace("Some prose", "Some {{ x }} prose"), previous=before)
     assert len(calls) == 1
+
+
+def _front(doc: PromptDocument) -> tuple:
+    return (
+        doc.has_front_matter,
+        doc.front_matter_closed,
+        doc.body_start_line,
+        doc.entries,
+        doc.schema,
+        doc.defaults,
+        doc.settings,
+        doc.problems,
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda lines, n: lines[:n] + [lines[n] + " more"] + lines[n + 1 :],  # a body line
+        lambda lines, n: lines[:2] + ["temperature: hot"] + lines[2:],  # into the front matter
+        lambda lines, n: [lines[0]] + lines[2:],  # a front matter line removed
+        lambda lines, n: lines[:n] + ["---", "name: x", "---"] + lines[n:],  # a fence in the body
+        lambda lines, n: lines[1:],  # the opening fence removed
+    ],
+    ids=["body", "front-added", "front-removed", "fence-in-body", "no-front"],
+)
+def test_an_edit_reads_the_front_matter_as_a_full_parse_does(edit) -> None:
+    """A body edit reuses the front matter's reading; any other edit reads it again."""
+    text = Path(__file__).resolve().parent.parent / "samples/summarize-news/summarize-news.prompt"
+    lines = text.read_text().split("\n")
+    before = parse("\n".join(lines))
+    edited = "\n".join(edit(lines, before.body_start_line + 1))
+    assert _front(parse(edited, previous=before)) == _front(parse(edited))
