@@ -35,9 +35,10 @@ def test_hand_computed_small_case() -> None:
     assert (result.improved, result.regressed, result.unchanged) == (2, 1, 0)
     # a resample's mean is a mean of three of {+0.1, +0.1, −0.1}: the 2.5% and 97.5% quantiles
     # are −0.1 (1 in 27 draws) and +0.1 (8 in 27), widened by √(3/2) around 1/30
+    # and clipped to the differences' range: no resample's mean can leave [−0.1, +0.1]
     widen = math.sqrt(3 / 2)
-    assert result.ci_low == pytest.approx(1 / 30 + (-0.1 - 1 / 30) * widen)
-    assert result.ci_high == pytest.approx(1 / 30 + (0.1 - 1 / 30) * widen)
+    assert 1 / 30 + (-0.1 - 1 / 30) * widen < -0.1 and 1 / 30 + (0.1 - 1 / 30) * widen > 0.1
+    assert result.ci_low == pytest.approx(-0.1) and result.ci_high == pytest.approx(0.1)
     assert not result.significant and result.direction == 0
     assert result.sd_delta == pytest.approx(np.std([0.1, 0.1, -0.1], ddof=1))
 
@@ -79,6 +80,7 @@ def test_bootstrap_interval_agrees_with_scipy_percentile() -> None:
     # ours widens the resampled means by √(n/(n−1)) around the observed mean (documented)
     centre, widen = float(np.mean(after - before)), math.sqrt(25 / 24)
     low, high = (centre + (bound - centre) * widen for bound in (reference.low, reference.high))
+    assert min(after - before) < low and high < max(after - before)  # so no clipping here
     # two independent Monte Carlo estimates of the same quantiles
     assert result.ci_low == pytest.approx(low, abs=0.004)
     assert result.ci_high == pytest.approx(high, abs=0.004)

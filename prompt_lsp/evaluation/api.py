@@ -13,12 +13,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES, ExampleSet, load_examples
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import (
+    format_change,
+    format_delta,
+    format_interval,
+    format_noise,
+    format_p_value,
+    format_score,
+    format_when,
+    shorten,
+    stats_sentence,
+)
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.history.paths import output_dir, state_root_for, text_version
 
 if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.report import RunReport
+    from prompt_lsp.evaluation.results import Comparison, ExampleResult  # noqa: F401 (for server type hints)
 
 __all__ = [
     "MAX_EXAMPLES_BYTES",
@@ -28,13 +39,18 @@ __all__ = [
     "HistoryStamp",
     "ProgressEvent",
     "evaluate",
+    "format_change",
     "format_delta",
+    "format_interval",
+    "format_noise",
+    "format_p_value",
     "format_score",
     "format_when",
     "history_stamp",
     "last_report",
     "load_examples",
     "shorten",
+    "stats_sentence",
     "state_root_for",
     "text_version",
     "write_output",

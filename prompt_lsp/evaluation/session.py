@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -426,7 +427,20 @@ async def evaluate_prompt(
             cache.close()
     if outcome.task_cancelled:
         raise asyncio.CancelledError
+    attach_baseline(report, path)
     return report
+
+
+def attach_baseline(report: RunReport, path: Path) -> None:
+    """Compare the report with the baseline file beside the prompt, when there is one; a
+    malformed baseline is a warning, not a failed run."""
+    try:
+        baseline = load_baseline(path)
+    except BaselineError as err:
+        report.warnings.append(f"baseline ignored: {err}")
+        return
+    if baseline is not None and report.status != "failed":
+        report.baseline = compare_with_baseline(report, baseline, "baseline")
 
 
 def _record(
@@ -475,6 +489,7 @@ def _record(
         comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)
     report.comparison = comparison
+    report.config = scrub_secrets(plan.config)
     report.recorded = history is not None
     report.warnings = list(plan.warnings)
     report.calls, report.retries = outcome.calls, outcome.retries
@@ -563,4 +578,5 @@ def load_last_report(path: Path, text: str, workspace_root: Path | None = None) 
         results = store.results_for_run(run.id)
         report = _report_from(run, results, metric_specs_from_record(run), path)
         report.comparison = compare_with_previous(store, run, results, stored_text(text))
+    attach_baseline(report, path)
     return report

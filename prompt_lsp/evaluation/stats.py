@@ -173,7 +173,8 @@ def bootstrap_interval(
     means = centre + (means - centre) * math.sqrt(n / (n - 1))
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
-    return float(low), float(high)
+    # no mean of resampled differences can lie outside their range
+    return max(float(low), float(deltas.min())), min(float(high), float(deltas.max()))
 
 
 def sign_flip_p_value(
