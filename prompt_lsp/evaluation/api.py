@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES, ExampleSet, load_examples
 from prompt_lsp.evaluation.formatting import (
+    distinct_baseline,
     format_change,
     format_delta,
     format_interval,
@@ -38,6 +39,7 @@ __all__ = [
     "ExampleSet",
     "HistoryStamp",
     "ProgressEvent",
+    "distinct_baseline",
     "evaluate",
     "format_change",
     "format_delta",

@@ -224,3 +224,31 @@ def compare_with_baseline(report: RunReport, baseline: Baseline, against: str) -
         metric=metrics[0] if metrics else None,
         against=against,
     )
+
+
+def baseline_problems(report: RunReport) -> list[str]:
+    """Why a run fails the baseline check: a metric significantly below the baseline (its
+    paired interval wholly under zero) or below its threshold. Empty: the check passes."""
+    from prompt_lsp.evaluation.formatting import format_interval, format_p_value, format_score
+
+    problems = []
+    comparison = report.baseline
+    for spec in report.metrics:
+        now = report.aggregates.get(spec.key)
+        stat = comparison.stats.get(spec.key) if comparison else None
+        if comparison is not None and stat is not None and stat.direction < 0:
+            before = comparison.previous_aggregates.get(spec.key)
+            problems.append(
+                f"{spec.key} is significantly below the baseline: {format_score(now)} vs "
+                f"{format_score(before)}, Δ {format_interval(stat)} "
+                f"({stat.confidence:.0%} interval), {format_p_value(stat.p_value)}, n = {stat.n}"
+            )
+        if spec.key in report.failed_thresholds:
+            problems.append(
+                f"{spec.key} {format_score(now)} is below its threshold {spec.threshold:g}"
+            )
+    if report.status != "ok":
+        problems.append(
+            f"the run {report.status}: {report.n_failed} of {report.total} calls failed"
+        )
+    return problems

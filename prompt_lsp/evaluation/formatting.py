@@ -7,6 +7,7 @@ import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from prompt_lsp.evaluation.results import Comparison
     from prompt_lsp.evaluation.stats import PairedStats
 
 
@@ -45,17 +46,31 @@ def _signed(value: float) -> str:
     return f"{value:+.3f}".replace("-", "−")
 
 
+def format_bounds(stats: PairedStats) -> str:
+    """`[−0.012, +0.080]` (the confidence interval of the mean delta)."""
+    if stats.ci_low is None or stats.ci_high is None:
+        return "—"
+    return f"[{_signed(stats.ci_low)}, {_signed(stats.ci_high)}]"
+
+
 def format_interval(stats: PairedStats) -> str:
     """`+0.033 [−0.012, +0.080]` (the mean delta and its confidence interval)."""
-    if stats.mean_delta is None or stats.ci_low is None or stats.ci_high is None:
+    if stats.mean_delta is None:
         return "—"
-    return f"{_signed(stats.mean_delta)} [{_signed(stats.ci_low)}, {_signed(stats.ci_high)}]"
+    return f"{_signed(stats.mean_delta)} {format_bounds(stats)}"
 
 
 def format_p_value(p_value: float | None) -> str:
     if p_value is None:
         return "—"
     return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+
+
+def distinct_baseline(comparison: Comparison | None, baseline: Comparison | None) -> bool:
+    """Whether the baseline is a reference of its own, not the version already compared with."""
+    if baseline is None:
+        return False
+    return comparison is None or comparison.previous_version != baseline.previous_version
 
 
 def stats_sentence(stats: PairedStats) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.api import (
+    distinct_baseline,
     format_change,
     format_interval,
     format_noise,
@@ -38,16 +39,6 @@ def _change(comparison: Comparison, key: str) -> str:
     return format_change(comparison.deltas.get(key), comparison.stats.get(key))
 
 
-def _baseline_differs(report: RunReport) -> bool:
-    """The baseline is a different reference than the previous version (worth its own lens
-    segment): another version, or no previous version at all."""
-    baseline = report.baseline
-    if baseline is None:
-        return False
-    comparison = report.comparison
-    return comparison is None or comparison.previous_version != baseline.previous_version
-
-
 def score_title(report: RunReport, edited: bool) -> str:
     """`rougeL 0.412 ▲0.051 · rouge1 0.480 ≈−0.012 · baseline ▼0.040 · 12/12 ok · 4.1 s · $0`:
     ▲/▼ when the paired interval excludes zero, ≈ when the change is within noise."""
@@ -62,7 +53,11 @@ def score_title(report: RunReport, edited: bool) -> str:
     if comparison is None and parts and report.baseline is None:
         parts[0] += " (first run)"
     headline = report.headline
-    if _baseline_differs(report) and headline is not None and report.baseline is not None:
+    if (
+        distinct_baseline(report.comparison, report.baseline)
+        and headline is not None
+        and report.baseline is not None
+    ):
         change = _change(report.baseline, headline.key)
         if change:
             parts.append(f"baseline {change}")
