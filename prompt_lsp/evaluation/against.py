@@ -84,8 +84,6 @@ def compare_reports(
         previous.aggregates,
     )
     return Comparison(
-        current_run_id=current.run_id,
-        current_version=current.version,
         previous_run_id=previous.run_id,
         previous_version=previous.version,
         previous_model=previous.model,

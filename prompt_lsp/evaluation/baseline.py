@@ -210,8 +210,6 @@ def compare_with_baseline(report: RunReport, baseline: Baseline, against: str) -
         current, baseline.scores, metrics, report.aggregates, baseline.aggregates
     )
     return Comparison(
-        current_run_id=report.run_id,
-        current_version=report.version,
         previous_run_id="",
         previous_version=baseline.version,
         previous_model=baseline.model,

@@ -6,9 +6,25 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
+from prompt_lsp.format.text import one_line as shorten
+
 if TYPE_CHECKING:
     from prompt_lsp.evaluation.results import Comparison
     from prompt_lsp.evaluation.stats import PairedStats
+
+__all__ = [
+    "distinct_baseline",
+    "format_bounds",
+    "format_change",
+    "format_delta",
+    "format_interval",
+    "format_noise",
+    "format_p_value",
+    "format_score",
+    "format_when",
+    "shorten",
+    "stats_sentence",
+]
 
 
 def format_score(value: float | None) -> str:
@@ -95,14 +111,6 @@ def stats_sentence(stats: PairedStats) -> str:
     if not stats.significant and needed is not None and needed > stats.n:
         parts.append(f"a change this size needs ≈{needed} examples to show (80% power)")
     return "; ".join(parts)
-
-
-def shorten(text: object, width: int = 60) -> str:
-    """One line of at most `width` characters."""
-    if text is None or text == "":
-        return ""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def format_when(timestamp: float) -> str:

@@ -115,11 +115,8 @@ class Comparison:
     """The current run against an earlier one (current − previous): the previous evaluated
     version from history, the committed baseline, or the version at a git revision."""
 
-    current_run_id: str
-    current_version: str
     previous_run_id: str
     previous_version: str
-    previous_model: str
     previous_finished_at: float
     previous_aggregates: dict[str, float | None]
     deltas: dict[str, float | None]
@@ -129,6 +126,7 @@ class Comparison:
     metric: str | None = None  # the metric example changes are judged by (the headline)
     stats: dict[str, PairedStats] = field(default_factory=dict)  # per metric key, paired
     against: str = "previous version"  # what the previous side is, for people
+    previous_model: str = ""  # shown for a baseline, which may come from another model
     previous_text: str | None = None
     current_text: str | None = None
 
