@@ -229,3 +229,42 @@ def test_a_folder_of_prompts_in_one_command_with_one_exit_code(
     (sub / "bad.prompt").unlink()
     assert main(["eval", str(sub)]) == 0
     assert main(["eval", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_repeats_measure_noise_and_only_changes_beyond_it_count(
+    scripted: ScriptedProvider, tmp_path: Path
+) -> None:
+    """`solid` is always right in version A and always wrong in B; `noisy` is right in 2 of 4
+    repeats in A and 1 of 4 in B: a move its own run-to-run spread explains."""
+
+    def behaviour(prompt: str, attempt: int) -> Step:
+        word = prompt.strip().split()[-1]
+        if word == "solid":
+            return Step(text="SOLID" if "version A" in prompt else "wrong")
+        right_until = 2 if "version A" in prompt else 1
+        return Step(text="NOISY" if attempt <= right_until else "wrong")
+
+    scripted.script(behaviour)
+    (tmp_path / ".git").mkdir()
+    cases = [{"id": w, "input": {"word": w}, "expected": w.upper()} for w in ("solid", "noisy")]
+    (tmp_path / "cases.jsonl").write_text("\n".join(json.dumps(c) for c in cases))
+    prompt = tmp_path / "p.prompt"
+    body = "---\nmodel: scripted/test-model\nexamples: cases.jsonl\nmetrics: [exact_match]\n"
+    body += "eval:\n  repeat: 4\n  concurrency: 1\n---\nuser:\n{version}\n{{{{ word }}}}\n"
+    prompt.write_text(body.format(version="version A"))
+    assert main(["eval", str(prompt), "--save-baseline"]) == 0
+    saved = json.loads((tmp_path / "p.baseline.json").read_text())
+    assert saved["repeat"] == 4
+    assert saved["examples"]["noisy"]["scores"]["exact_match"] == 0.5
+    # the standard error of a mean of (1, 1, 0, 0): sd 0.57735 / √4
+    assert saved["examples"]["noisy"]["noise"]["exact_match"] == pytest.approx(0.288675, abs=1e-6)
+    assert saved["examples"]["solid"]["noise"]["exact_match"] == 0.0
+
+    prompt.write_text(body.format(version="version B"))
+    report_path = tmp_path / "r.json"
+    main(["eval", str(prompt), "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    flags = {c["id"]: (c["before"], c["after"], c["beyond_noise"]) for c in report["regressed"]}
+    assert flags == {"solid": (1.0, 0.0, True), "noisy": (0.5, 0.25, False)}
+    baseline_flags = {c["id"]: c["beyond_noise"] for c in report["baseline"]["regressed"]}
+    assert baseline_flags == {"solid": True, "noisy": False}  # the baseline kept the noise
