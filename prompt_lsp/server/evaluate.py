@@ -385,7 +385,13 @@ class Evaluations:
         if state.path is None:
             self.ls.show_to_client(text)
             return
-        target = api.write_output(state.path, self.root(state), name, text)
+        try:
+            target = await asyncio.to_thread(
+                api.write_output, state.path, self.root(state), name, text
+            )
+        except (api.UnsafePathError, OSError) as err:
+            self.ls.show_to_client(f"prompt-lsp: {err}", types.MessageType.Warning)
+            return
         window = self.ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
             await self.ls.window_show_document_async(
@@ -477,7 +483,8 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @contained()
     async def show_rendered(ls: PromptServer, args: ExampleArgs) -> None:
         state = state_for(args.uri)
-        name, text = rendered_document(state, args.example)
+        # off the event loop: it reads the examples and renders an untrusted template
+        name, text = await asyncio.to_thread(rendered_document, state, args.example)
         await evaluations.show(state, name, text)
 
     @ls.command(COMPARE)
