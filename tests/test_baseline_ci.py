@@ -165,8 +165,19 @@ def test_ci_scenario_on_a_fresh_clone(
     git(clone, "config", "user.name", "t")
     prompt.write_text(prompt_text(30))
     git(clone, "commit", "-q", "-am", "worse")
-    code = main(["eval", str(prompt), "--against", "HEAD~1", "--json", str(tmp_path / "r.json")])
+    junit = tmp_path / "r.xml"
+    code = main(
+        ["eval", str(prompt), "--against", "HEAD~1", "--json", str(tmp_path / "r.json")]
+        + ["--junit", str(junit)]
+    )
     err = capsys.readouterr().err
+    properties = {
+        p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")
+    }
+    assert properties["previous.exact_match.delta"] == f"{drop:.4f}"
+    assert properties["previous.exact_match.significant"] == "true"
+    assert properties["previous.exact_match.n"] == "24"
+    assert float(properties["previous.exact_match.ci_high"]) < 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert code == 0  # 30% still passes the 0.2 threshold: --against alone gates nothing
     assert report["previous_version"] == hashlib.sha256(prompt_text(90).encode()).hexdigest()
@@ -268,3 +279,18 @@ def test_repeats_measure_noise_and_only_changes_beyond_it_count(
     assert flags == {"solid": (1.0, 0.0, True), "noisy": (0.5, 0.25, False)}
     baseline_flags = {c["id"]: c["beyond_noise"] for c in report["baseline"]["regressed"]}
     assert baseline_flags == {"solid": True, "noisy": False}  # the baseline kept the noise
+
+
+def test_a_baseline_symlinked_out_of_the_workspace_is_neither_read_nor_written(
+    model: ScriptedProvider, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text("precious\n")
+    (repo / "upper.baseline.json").symlink_to(outside)
+    assert main(["eval", str(repo / "upper.prompt"), "--check-baseline"]) == 2
+    assert "outside the workspace" in capsys.readouterr().err
+    assert main(["eval", str(repo / "upper.prompt"), "--save-baseline"]) == 0
+    assert outside.read_text() == "precious\n"  # the link was replaced, not followed
+    saved = repo / "upper.baseline.json"
+    assert not saved.is_symlink() and json.loads(saved.read_text())["file"] == "upper.prompt"
+    assert saved.stat().st_mode & 0o777 == 0o644

@@ -121,7 +121,7 @@ async def compare_with_revision(
         source = "history"
         if previous is None or previous.status != "ok":
             try:
-                baseline = load_baseline(path)
+                baseline = load_baseline(path, options.workspace_root)
             except BaselineError:
                 baseline = None
             if baseline is not None and baseline.version == text_version(old_text):

@@ -27,7 +27,7 @@ from prompt_lsp.evaluation.formatting import (
 )
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.history import paths
-from prompt_lsp.history.paths import UnsafePathError, state_root_for, text_version
+from prompt_lsp.history.paths import UnsafePathError, baseline_stamp, state_root_for, text_version
 
 if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.report import RunReport
@@ -86,10 +86,12 @@ def last_report(path: Path, text: str, workspace_root: Path | None) -> RunReport
 
 
 def history_stamp(path: Path, workspace_root: Path | None) -> HistoryStamp | None:
-    """Changes whenever the history for `path` changes; None when there is no history yet."""
+    """Changes whenever the history for `path` or its baseline file changes; None when there
+    is no history yet."""
     from prompt_lsp.history.store import database_stamp
 
-    return database_stamp(path, workspace_root)
+    stamp = database_stamp(path, workspace_root)
+    return None if stamp is None else (*stamp, *baseline_stamp(path))
 
 
 def write_output(path: Path, workspace_root: Path | None, name: str, text: str) -> Path:

@@ -13,8 +13,11 @@ line to show, never a crash.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,14 @@ from typing import Any
 from prompt_lsp.evaluation.report import RunReport
 from prompt_lsp.evaluation.results import Comparison, ExampleScores
 from prompt_lsp.history.compare import compare_scores
+from prompt_lsp.history.paths import (
+    UnsafePathError,
+    baseline_path,
+    check_readable,
+    state_root_for,
+)
 
 FORMAT = "prompt-lsp baseline 1"
-SUFFIX = ".baseline.json"
 DIGITS = 6
 MAX_BASELINE_BYTES = 20 * 1024 * 1024
 
@@ -58,11 +66,6 @@ class Baseline:
                 value = metric.get("threshold")
                 return float(value) if isinstance(value, int | float) else None
         return None
-
-
-def baseline_path(prompt: Path) -> Path:
-    """`summarize.prompt` → `summarize.baseline.json` in the same folder."""
-    return prompt.with_name(prompt.stem + SUFFIX)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -120,8 +123,20 @@ def baseline_json(baseline: Baseline) -> str:
 
 
 def save_baseline(report: RunReport, prompt: Path, with_outputs: bool = False) -> Path:
+    """Write the baseline beside the prompt. Through a temporary file and a rename, so a
+    baseline that is a symlink (a cloned repository's trap) is replaced, never followed."""
     target = baseline_path(prompt)
-    target.write_text(baseline_json(baseline_from_report(report, with_outputs)), encoding="utf-8")
+    text = baseline_json(baseline_from_report(report, with_outputs))
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)  # a file to commit, not a private one
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return target
 
 
@@ -184,13 +199,18 @@ def parse_baseline(text: str, where: str = "baseline") -> Baseline:
     )
 
 
-def load_baseline(prompt: Path) -> Baseline | None:
-    """The baseline beside `prompt`; None when there is none. Raises BaselineError."""
+def load_baseline(prompt: Path, workspace_root: Path | None = None) -> Baseline | None:
+    """The baseline beside `prompt`; None when there is none. Raises BaselineError, also for a
+    baseline that is a symlink out of the workspace."""
     target = baseline_path(prompt)
     try:
         size = target.stat().st_size
     except OSError:
         return None
+    try:
+        check_readable(target, state_root_for(prompt, workspace_root), "the baseline")
+    except UnsafePathError as err:
+        raise BaselineError(str(err)) from None
     if size > MAX_BASELINE_BYTES:
         raise BaselineError(f"{target.name}: larger than {MAX_BASELINE_BYTES // 2**20} MB")
     try:

@@ -465,15 +465,15 @@ async def evaluate_prompt(
             cache.close()
     if outcome.task_cancelled:
         raise asyncio.CancelledError
-    attach_baseline(report, path)
+    attach_baseline(report, path, options.workspace_root)
     return report
 
 
-def attach_baseline(report: RunReport, path: Path) -> None:
+def attach_baseline(report: RunReport, path: Path, workspace_root: Path | None) -> None:
     """Compare the report with the baseline file beside the prompt, when there is one; a
     malformed baseline is a warning, not a failed run."""
     try:
-        baseline = load_baseline(path)
+        baseline = load_baseline(path, workspace_root)
     except BaselineError as err:
         report.warnings.append(f"baseline ignored: {err}")
         return
@@ -661,5 +661,5 @@ def load_last_report(path: Path, text: str, workspace_root: Path | None = None) 
         results = store.results_for_run(run.id)
         report = _report_from(run, results, metric_specs_from_record(run), path)
         report.comparison = compare_with_previous(store, run, results, stored_text(text))
-    attach_baseline(report, path)
+    attach_baseline(report, path, workspace_root)
     return report
