@@ -16,7 +16,6 @@ from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES, ExampleSet, load_
 from prompt_lsp.evaluation.formatting import (
     distinct_baseline,
     format_change,
-    format_delta,
     format_interval,
     format_noise,
     format_p_value,
@@ -45,7 +44,6 @@ __all__ = [
     "distinct_baseline",
     "evaluate",
     "format_change",
-    "format_delta",
     "format_interval",
     "format_noise",
     "format_p_value",
