@@ -168,8 +168,11 @@ def test_ci_scenario_on_a_fresh_clone(
     junit = tmp_path / "r.xml"
     code = main(
         ["eval", str(prompt), "--against", "HEAD~1", "--json", str(tmp_path / "r.json")]
-        + ["--junit", str(junit)]
+        + ["--junit", str(junit), "--summary", str(tmp_path / "against.md")]
     )
+    against_md = (tmp_path / "against.md").read_text()
+    assert "| exact_match | HEAD~1 (" in against_md
+    assert "Upper-case the word (quality [-90).-]{+30).+}" in against_md  # the word diff
     err = capsys.readouterr().err
     properties = {
         p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")
