@@ -208,3 +208,28 @@ def test_false_positive_rate_is_near_the_nominal_five_percent() -> None:
     # exclude 0 and the exact permutation test to agree.
     assert 0.01 <= interval_rate <= 0.08
     assert 0.01 <= test_rate <= 0.09
+
+
+def test_how_a_delta_reads() -> None:
+    from prompt_lsp.evaluation.formatting import (
+        format_change,
+        format_interval,
+        format_p_value,
+        stats_sentence,
+    )
+
+    drop = paired_comparison(_scores([1.0] * 8), _scores([0.0] * 8))
+    assert format_change(-1.0, drop) == "▼1.000"
+    assert format_interval(drop) == "−1.000 [−1.000, −1.000]"
+    assert format_p_value(drop.p_value) == "p = 0.008"
+    assert stats_sentence(drop).startswith("significantly worse: Δ −1.000 [−1.000, −1.000]")
+    noise = paired_comparison(_scores([0.2, 0.5, 0.4]), _scores([0.3, 0.4, 0.6]))
+    assert format_change(noise.mean_delta, noise) == "≈+0.067"
+    assert "within noise" in stats_sentence(noise) and "examples to show (80% power)" in (
+        stats_sentence(noise)
+    )
+    same = paired_comparison(_scores([0.2, 0.5]), _scores([0.2, 0.5]))
+    assert format_change(0.0, same) == "="
+    assert format_change(0.05, None) == "▲0.050"  # no statistics: the plain delta
+    assert format_p_value(0.0001) == "p < 0.001"
+    assert stats_sentence(paired_comparison({"a": 1.0}, {"b": 1.0})).startswith("no example")
