@@ -174,9 +174,7 @@ def test_ci_scenario_on_a_fresh_clone(
     assert "| exact_match | HEAD~1 (" in against_md
     assert "Upper-case the word (quality [-90).-]{+30).+}" in against_md  # the word diff
     err = capsys.readouterr().err
-    properties = {
-        p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")
-    }
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert properties["previous.exact_match.delta"] == f"{drop:.4f}"
     assert properties["previous.exact_match.significant"] == "true"
     assert properties["previous.exact_match.n"] == "24"
