@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.results import CandidateRecord, ExampleResult, RunRecord
 from prompt_lsp.history.paths import history_path_for
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `candidates` (every statement below is IF NOT EXISTS, so 1 → 2 adds it)
 BUSY_TIMEOUT_MS = 15_000
 
 _SCHEMA = """
@@ -72,7 +72,45 @@ CREATE TABLE IF NOT EXISTS results (
     cached INTEGER NOT NULL,
     PRIMARY KEY (run_id, example_index, repeat)
 );
+CREATE TABLE IF NOT EXISTS candidates (
+    optimization TEXT NOT NULL,
+    file TEXT NOT NULL,
+    base_version TEXT NOT NULL,
+    version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    change TEXT NOT NULL,
+    generator TEXT NOT NULL,
+    model TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    validation REAL,
+    validation_n INTEGER NOT NULL,
+    test REAL,
+    test_n INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (optimization, version)
+);
+CREATE INDEX IF NOT EXISTS candidates_by_file ON candidates (file, created_at);
 """
+
+
+_CANDIDATE_COLUMNS = (
+    "optimization",
+    "file",
+    "base_version",
+    "version",
+    "text",
+    "change",
+    "generator",
+    "model",
+    "metric",
+    "validation",
+    "validation_n",
+    "test",
+    "test_n",
+    "created_at",
+    "status",
+)
 
 
 def new_run_id() -> str:
@@ -156,7 +194,32 @@ class HistoryStore(Database):
                 rows,
             )
 
+    def record_candidate(self, candidate: CandidateRecord) -> None:
+        """Insert or update one scored candidate of an optimisation (its test score and status
+        are filled in later)."""
+        row = tuple(getattr(candidate, name) for name in _CANDIDATE_COLUMNS)
+        marks = ",".join("?" * len(row))
+        with self._write() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO candidates VALUES ({marks})", row)
+
+    def remember_version(self, file: str, version: str, text: str) -> None:
+        """Keep a version's text (before `optimize --apply` replaces it) without a run."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+                (file, version, text, time.time()),
+            )
+
     # ------------------------------------------------------------------ reads
+
+    def candidates_for_file(self, file: str, limit: int = 100) -> list[CandidateRecord]:
+        """Newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM candidates WHERE file = ? ORDER BY created_at DESC LIMIT ?",
+                (file, limit),
+            ).fetchall()
+        return [CandidateRecord(**{name: row[name] for name in _CANDIDATE_COLUMNS}) for row in rows]
 
     def latest_run_for_version(
         self, file: str, version: str, statuses: tuple[str, ...] = ("ok",)
