@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from prompt_lsp.evaluation.optimize import OptimizeProgress, OptimizeReport, OptimizeSettings
     from prompt_lsp.evaluation.options import EvalOptions
 
-GENERATOR_FLAGS = ("config", "demonstrations", "tokens", "instructions")
+GENERATOR_FLAGS = ("demonstrations", "config", "tokens", "instructions")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

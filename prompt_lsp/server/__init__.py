@@ -21,6 +21,7 @@ def create_server() -> PromptServer:
         inlay,
         lifecycle,
         navigation,
+        optimize,
         structure,
     )
 
@@ -34,6 +35,7 @@ def create_server() -> PromptServer:
     actions.register(ls, scheduler)
     inlay.register(ls)
     evaluate.register(ls, scheduler)
+    optimize.register(ls)
     return ls
 
 

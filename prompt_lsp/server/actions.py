@@ -27,15 +27,24 @@ class CreateFileArgs:
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.Source,
+                types.CodeActionKind.RefactorRewrite,
+            ]
+        ),
     )
     @contained(default=None)
     def code_action(
         ls: PromptServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         state = ls.state(params.text_document.uri)
-        if state is None or state.findings is None:
+        if state is None:
             return None
+        extra = [action for provider in ls.action_providers for action in provider(state, params)]
+        if state.findings is None:
+            return extra or None
         wanted = state.positions.from_client_range(params.range)
         actions = []
         for finding in state.findings:
@@ -43,7 +52,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                 continue
             diagnostic = to_diagnostic(finding, state.positions, state.uri)
             actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
-        return actions or None
+        return actions + extra or None
 
     @ls.command(CREATE_FILE)
     @contained()

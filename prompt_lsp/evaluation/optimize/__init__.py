@@ -11,6 +11,7 @@ from prompt_lsp.evaluation.optimize.engine import (
     OptimizeSettings,
     apply_winner,
     optimize_prompt,
+    record_applied,
 )
 from prompt_lsp.evaluation.optimize.split import DEFAULT_SPLIT, SplitError, parse_split
 
@@ -27,4 +28,5 @@ __all__ = [
     "apply_winner",
     "optimize_prompt",
     "parse_split",
+    "record_applied",
 ]

@@ -19,7 +19,7 @@ from prompt_lsp.evaluation.metrics import as_text
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 
-GENERATORS = ("config", "demonstrations", "tokens", "instructions")
+GENERATORS = ("demonstrations", "config", "tokens", "instructions")
 _SIMPLE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 _TEMPLATE_SYNTAX = re.compile(r"\{[{%#]|[%}]\}|\{\{\{")
 MAX_LABELS = 12  # more distinct expected values than this: not a classification

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation.cache import ResponseCache
-from prompt_lsp.evaluation.metrics import prepare_metrics
+from prompt_lsp.evaluation.metrics import as_text, prepare_metrics
 from prompt_lsp.evaluation.optimize.edits import GENERATORS, Variant, all_variants
 from prompt_lsp.evaluation.optimize.split import DEFAULT_SPLIT, Split, split_examples
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError
@@ -61,18 +61,20 @@ class OptimizeSettings:
     max_cost: float | None = None  # USD
     reflection_model: str | None = None  # reflective rewriting (gepa) with this model
     rounds: int = 2  # passes over the generators
-    test_top: int = 3  # candidates (besides the original) scored on the test split
+    test_top: int = 2  # candidates (besides the original) scored on the test split
 
 
 @dataclass
 class Candidate:
     id: str  # the first 8 hex digits of the text's sha256
     text: str
-    change: str
+    change: str  # every change from the original, in order
     generator: str
+    step: str = ""  # this candidate's own change on top of its parent
     parent: str | None = None
     demo_ids: tuple[str, ...] = ()
     validation: float | None = None
+    near: float = 0.0  # share of validation outputs whose first line holds the expected answer
     validation_scores: dict[str, float] = field(default_factory=dict)
     test: float | None = None
     test_scores: dict[str, float] = field(default_factory=dict)
@@ -82,6 +84,13 @@ class Candidate:
     @property
     def version(self) -> str:
         return text_version(self.text)
+
+    @property
+    def rank(self) -> tuple[float, float]:
+        """Validation score, then `near` to break ties: with exact_match, a prompt whose
+        answers are right but followed by more text ties the original at 0 and still shows
+        the way (a newline stop then makes them exact)."""
+        return (self.validation or 0.0, self.near)
 
 
 @dataclass
@@ -126,7 +135,7 @@ class OptimizeReport:
 
     def leaderboard(self) -> list[Candidate]:
         scored = [c for c in self.candidates if c.validation is not None]
-        return sorted(scored, key=lambda c: (-(c.validation or 0.0), c.generator == "baseline"))
+        return sorted(scored, key=lambda c: (-c.rank[0], -c.rank[1], c.generator == "baseline"))
 
     def diff(self) -> str:
         if self.winner is None:
@@ -163,6 +172,7 @@ class OptimizeReport:
             return {
                 "id": c.id,
                 "change": c.change,
+                "step": c.step,
                 "generator": c.generator,
                 "parent": c.parent,
                 "validation": c.validation,
@@ -268,7 +278,8 @@ class Optimizer:
 
     @property
     def _test_reserve(self) -> int:
-        return 2 * len(self.split.test) * self.plan.repeat
+        """Calls kept for the test split: the original, the winner and the runners-up."""
+        return (1 + self.settings.test_top) * len(self.split.test) * self.plan.repeat
 
     def estimate(self, first_stage: int) -> int:
         """The most calls the run plans to make: the original and each planned candidate on
@@ -276,15 +287,13 @@ class Optimizer:
         per_candidate = len(self.split.validation_for(())) * self.plan.repeat
         planned = 1 + first_stage * self.settings.rounds + 2 * len(self.settings.generators)
         total = planned * per_candidate + self._test_reserve
-        if self.settings.test_top > 1:
-            total += (self.settings.test_top - 1) * len(self.split.test) * self.plan.repeat
         limit = self.settings.budget
         return total if limit is None else min(total, limit)
 
     async def _score(
         self, candidate: Candidate, ids: tuple[str, ...], reserve: int
-    ) -> dict[str, float] | None:
-        """Per-example headline scores on `ids` (mean over repeats; a failed call scores 0),
+    ) -> tuple[dict[str, float], float] | None:
+        """Per-example headline scores and the `near` share on `ids` (mean over repeats; a failed call scores 0),
         or None when the candidate cannot be scored within the budget, was cancelled or fails
         to render."""
         try:
@@ -337,26 +346,31 @@ class Optimizer:
             self.stopped = f"the budget of {self.budget.limit} model calls is spent"
             return None
         per_example: dict[str, list[float]] = {}
+        near = []
         for result in outcome.results:
             value = result.scores.get(self.metric) if result.ok else None
             per_example.setdefault(result.id, []).append(float(value or 0.0))
+            near.append(_first_line_holds(result.output, result.expected))
             if result.output is not None:
                 candidate.outputs[result.id] = result.output
-        return {i: statistics.fmean(v) for i, v in per_example.items()}
+        scores = {i: statistics.fmean(v) for i, v in per_example.items()}
+        return scores, statistics.fmean(near) if near else 0.0
 
     async def validate(self, candidate: Candidate) -> bool:
         """Score `candidate` on validation; False when it could not be scored."""
         if self._stop():
             return False
         ids = self.split.validation_for(candidate.demo_ids)
-        scores = await self._score(candidate, ids, self._test_reserve)
-        if scores is None:
+        scored = await self._score(candidate, ids, self._test_reserve)
+        if scored is None:
             return False
+        scores, candidate.near = scored
         candidate.validation_scores = scores
         candidate.validation = statistics.fmean(scores.values()) if scores else 0.0
         self.candidates.setdefault(candidate.id, candidate)
         self._record(candidate)
-        self._progress("validation", f"{candidate.change}: {candidate.validation:.3f}")
+        near = f" (first line right: {candidate.near:.2f})" if candidate.near else ""
+        self._progress("validation", f"{candidate.step}: {candidate.validation:.3f}{near}")
         return True
 
     def _stop(self) -> bool:
@@ -375,13 +389,18 @@ class Optimizer:
             if parent.generator == "baseline"
             else f"{parent.change}; {variant.change}",
             generator=variant.generator,
+            step=variant.change,
             parent=parent.id,
             demo_ids=demo_ids,
         )
 
     async def run(self) -> OptimizeReport:
         baseline = Candidate(
-            text_version(self.plan.text)[:8], self.plan.text, "the original prompt", "baseline"
+            text_version(self.plan.text)[:8],
+            self.plan.text,
+            "the original prompt",
+            "baseline",
+            step="the original prompt",
         )
         first_stage = sum(
             len(
@@ -448,7 +467,7 @@ class Optimizer:
                     stage_best = await self._reflect(best)
                 else:
                     stage_best = await self._stage(generator, best, self.settings.seed + round_)
-                if stage_best is not None and (stage_best.validation or 0) > (best.validation or 0):
+                if stage_best is not None and stage_best.rank > best.rank:
                     best, improved = stage_best, True
             if not improved:
                 break
@@ -462,7 +481,7 @@ class Optimizer:
             if known is None and not await self.validate(candidate):
                 continue
             candidate = known or candidate
-            if stage_best is None or (candidate.validation or 0) > (stage_best.validation or 0):
+            if stage_best is None or candidate.rank > stage_best.rank:
                 stage_best = candidate
         return stage_best
 
@@ -485,13 +504,14 @@ class Optimizer:
         for candidate in finalists:
             if self.cancelled or (self.cancel and self.cancel.is_set()):
                 break
-            scores = await self._score(candidate, self.split.test, 0)
-            if scores is None:
+            scored = await self._score(candidate, self.split.test, 0)
+            if scored is None:
                 continue
+            scores = scored[0]
             candidate.test_scores = scores
             candidate.test = statistics.fmean(scores.values()) if scores else 0.0
             self._record(candidate, status="winner" if candidate is winner else "scored")
-            self._progress("test", f"{candidate.change}: {candidate.test:.3f} on test")
+            self._progress("test", f"{candidate.id}: {candidate.test:.3f} on test")
         self.stopped = self.stopped_before_test or self.stopped
         if winner is None or winner.test is None or baseline.test is None:
             return None
@@ -499,7 +519,7 @@ class Optimizer:
 
     def _ranked(self) -> list[Candidate]:
         scored = [c for c in self.candidates.values() if c.validation is not None]
-        return sorted(scored, key=lambda c: -(c.validation or 0.0))
+        return sorted(scored, key=lambda c: (-c.rank[0], -c.rank[1]))
 
     # ---------------------------------------------------------------- history and progress
 
@@ -537,6 +557,12 @@ class Optimizer:
             logger.exception("progress callback failed")
 
 
+def _first_line_holds(output: str | None, expected: object) -> float:
+    answer = as_text(expected).strip().casefold()
+    lines = [line for line in (output or "").strip().splitlines() if line.strip()]
+    return 1.0 if answer and lines and answer in lines[0].casefold() else 0.0
+
+
 async def optimize_prompt(
     path: Path,
     text: str,
@@ -551,9 +577,10 @@ async def optimize_prompt(
     return await optimizer.run()
 
 
-def apply_winner(report: OptimizeReport, workspace_root: Path | None = None) -> Path:
-    """Write the winner to the file, keeping the original text as a version in the history."""
-    if report.winner is None:
+def record_applied(report: OptimizeReport, workspace_root: Path | None = None) -> None:
+    """Keep the original text as a version in the history and mark the winner applied."""
+    winner = report.winner
+    if winner is None:
         raise EvalSetupError("nothing to apply: no candidate beat the original")
     from prompt_lsp.history.paths import state_root_for
 
@@ -563,7 +590,6 @@ def apply_winner(report: OptimizeReport, workspace_root: Path | None = None) -> 
         store.remember_version(
             report.file, report.baseline.version, stored_text(report.baseline.text)
         )
-        winner = report.winner
         store.record_candidate(
             CandidateRecord(
                 optimization=report.optimization_id,
@@ -583,5 +609,11 @@ def apply_winner(report: OptimizeReport, workspace_root: Path | None = None) -> 
                 status="applied",
             )
         )
-    report.path.write_text(winner.text, encoding="utf-8")
+
+
+def apply_winner(report: OptimizeReport, workspace_root: Path | None = None) -> Path:
+    """Write the winner to the file, keeping the original text as a version in the history."""
+    record_applied(report, workspace_root)
+    assert report.winner is not None
+    report.path.write_text(report.winner.text, encoding="utf-8")
     return report.path

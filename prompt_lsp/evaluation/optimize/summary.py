@@ -4,7 +4,7 @@ for the document the editor shows."""
 from __future__ import annotations
 
 from prompt_lsp.evaluation.formatting import shorten
-from prompt_lsp.evaluation.optimize.engine import OptimizeReport
+from prompt_lsp.evaluation.optimize.engine import Candidate, OptimizeReport
 
 LEADERBOARD_ROWS = 15
 
@@ -21,11 +21,21 @@ def leaderboard_lines(report: OptimizeReport, rows: int = LEADERBOARD_ROWS) -> l
         mark = " *" if report.winner is candidate else ""
         lines.append(
             f"{rank:>3}  {candidate.id:<9}  {_score(candidate.validation):>10}  "
-            f"{_score(candidate.test):>6}  {shorten(candidate.change, 90)}{mark}"
+            f"{_score(candidate.test):>6}  {_what(candidate)}{mark}"
         )
     if len(board) > rows:
         lines.append(f"… {len(board) - rows} more candidates (see `prompt-lsp history`)")
     return lines
+
+
+def _what(candidate: Candidate) -> str:
+    """The candidate's own change, and what it was made on."""
+    on = (
+        f" (on {candidate.parent})"
+        if candidate.parent and candidate.change != candidate.step
+        else ""
+    )
+    return shorten(f"{candidate.step}{on}", 100)
 
 
 def headline(report: OptimizeReport) -> str:
@@ -74,9 +84,9 @@ def markdown(report: OptimizeReport) -> str:
         "",
     ]
     diff = report.diff()
-    if diff:
+    if diff and report.winner is not None:
         parts += [
-            f"## Winner {report.winner.id if report.winner else ''}",
+            f"## Winner {report.winner.id}: {report.winner.change}",
             "",
             "```diff",
             diff.rstrip("\n"),
