@@ -256,3 +256,31 @@ async def test_runs_recorded_elsewhere_show_up(client: EditorClient) -> None:
     await client.change(uri, text.replace("Classify", "Label"))
     title = (await lenses(client, uri))[0]
     assert title.startswith("exact_match 0.750 (first run)") and title.endswith("(edited since)")
+
+
+async def test_hostile_names_and_paths_never_write_outside_the_state_folder(
+    client: EditorClient, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    hostile_id = f"/../../../../{outside}/x"
+    client.write(
+        "reviews.examples.jsonl",
+        f'{{"id": "{hostile_id}", "input": {{"review": "Loved it"}}, "expected": "positive"}}\n',
+    )
+    uri = await client.open("sentiment.prompt", prompt("positive"))
+    await execute(client, "prompt-lsp.runExample", uri=uri, example=hostile_id)
+    output = Path(client.shown_documents[-1].uri[len("file://") :])
+    assert output.parent == client.root / ".prompt-lsp" / "out"
+    assert "positive" in output.read_text()
+    assert list(outside.iterdir()) == []
+
+    # createExamplesFile writes only the file the open prompt names, never one the client says
+    target = outside / "planted.jsonl"
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            "prompt-lsp.createExamplesFile",
+            [{"uri": uri, "path": str(target), "content": "{}\n"}],
+        )
+    )
+    assert not target.exists()
+    assert any("can be created" in m.message for m in client.messages)

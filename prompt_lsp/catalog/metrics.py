@@ -45,7 +45,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo(
             "regex",
             "1 if the output matches a regular expression, else 0. The pattern is the `pattern` "
-            "option when given, otherwise each example's `expected`.",
+            "option when given, otherwise each example's `expected`. RE2 syntax (linear-time: no "
+            "backreferences or lookaround).",
             True,
             ("pattern",),
         ),

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import warnings
@@ -63,6 +64,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--no-cache", action="store_true", help="ignore and do not fill the response cache"
     )
+    evaluate.add_argument(
+        "--allow-unsandboxed-code",
+        action="store_true",
+        help="where no sandbox (bubblewrap) exists, let code_tests run model-written code "
+        "with your own permissions (dangerous: the code can read and change your files)",
+    )
+    evaluate.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        dest="allowed_hosts",
+        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
+        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
+    )
     evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     evaluate.set_defaults(func=run)
@@ -86,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--timeout must be a positive number of seconds")
     except CommandError as err:
         return fail(str(err))
+    if args.allow_unsandboxed_code:
+        from prompt_lsp.evaluation.sandbox import UNSANDBOXED_VARIABLE
+
+        os.environ[UNSANDBOXED_VARIABLE] = "1"
     options = EvalOptions(
         model=args.model,
         concurrency=args.concurrency,
@@ -93,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         timeout=args.timeout,
         example_ids=args.examples,
+        allowed_hosts=args.allowed_hosts,
     )
     try:
         report = asyncio.run(_evaluate_with_progress(path, text, options))

@@ -46,14 +46,24 @@ def run(args: argparse.Namespace) -> int:
         if args.diff:
             return _print_diff(store, file)
         runs = store.runs_for_file(file, limit=max(1, args.limit))
+        statuses = {run.id: _status(store, run) for run in runs}
     if not runs:
         print(f"no evaluations recorded for {args.file} yet (run `prompt-lsp eval {args.file}`)")
         return EXIT_OK
-    make_console().print(_history_table(runs))
+    make_console().print(_history_table(runs, statuses))
     return EXIT_OK
 
 
-def _history_table(runs: list[RunRecord]) -> Table:
+def _status(store: HistoryStore, run: RunRecord) -> str:
+    """A run's status as a user reads it: one still going, or whose process was killed, says
+    how far it got ("interrupted, 3 of 10")."""
+    state = store.run_state(run)
+    if state in ("running", "interrupted"):
+        return f"{state}, {store.count_results(run.id)} of {run.total}"
+    return state
+
+
+def _history_table(runs: list[RunRecord], statuses: dict[str, str]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -71,12 +81,15 @@ def _history_table(runs: list[RunRecord]) -> Table:
     table.add_column("ok / failed", justify="right")
     table.add_column("cost", justify="right")
     for run in runs:
-        status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(run.status)
+        status = statuses.get(run.id, run.status)
+        status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(
+            status.split(",")[0], "yellow"
+        )
         table.add_row(
             format_when(run.finished_at),
             run.version[:8],
             Text(run.model),
-            Text(run.status, style=status_style),
+            Text(status, style=status_style),
             *[
                 format_score(run.aggregates.get(key)) if key in run.aggregates else ""
                 for key in keys

@@ -58,6 +58,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     command.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
     command.add_argument("--no-cache", action="store_true", help="ignore the response cache")
     command.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        dest="allowed_hosts",
+        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
+        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
+    )
+    command.add_argument(
         "--apply", action="store_true", help="write a reliable winner to FILE (undo via history)"
     )
     command.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
@@ -105,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as err:
         return fail(str(err))
     options = EvalOptions(
-        model=args.model, concurrency=args.concurrency, use_cache=not args.no_cache
+        model=args.model,
+        concurrency=args.concurrency,
+        use_cache=not args.no_cache,
+        allowed_hosts=args.allowed_hosts,
     )
     try:
         report = asyncio.run(_optimize(path, text, options, settings))

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES, ExampleSet, load_examples
 from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
-from prompt_lsp.history.paths import output_dir, state_root_for, text_version
+from prompt_lsp.history import paths
+from prompt_lsp.history.paths import UnsafePathError, state_root_for, text_version
 
 if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.optimize import OptimizeProgress, OptimizeReport
     from prompt_lsp.evaluation.report import RunReport
+    from prompt_lsp.format.model import PromptDocument
 
 __all__ = [
     "MAX_EXAMPLES_BYTES",
@@ -28,6 +30,7 @@ __all__ = [
     "ExampleSet",
     "HistoryStamp",
     "ProgressEvent",
+    "UnsafePathError",
     "evaluate",
     "format_delta",
     "format_score",
@@ -42,6 +45,7 @@ __all__ = [
     "state_root_for",
     "text_version",
     "write_output",
+    "creatable_examples_file",
 ]
 
 HistoryStamp = tuple[int, ...]
@@ -107,7 +111,27 @@ def history_stamp(path: Path, workspace_root: Path | None) -> HistoryStamp | Non
 
 def write_output(path: Path, workspace_root: Path | None, name: str, text: str) -> Path:
     """Write a document the editor shows (rendered prompt, comparison…) under the state folder's
-    `out/`, and return where it went."""
-    target = output_dir(path, workspace_root) / name
-    target.write_text(text, encoding="utf-8")
-    return target
+    `out/`, and return where it went. `name` is made a plain file name (an example id may be
+    `/../../x`); UnsafePathError when `.prompt-lsp` or `out` is a symlink (see `paths`)."""
+    return paths.write_output(state_root_for(path, workspace_root), name, text)
+
+
+def creatable_examples_file(
+    doc: PromptDocument, prompt: Path, requested: str, workspace_root: Path | None
+) -> Path:
+    """The examples file the prompt `doc` (saved at `prompt`) names, if `requested` is that
+    file and it lies inside the workspace; else UnsafePathError saying why. A command's
+    arguments come from the client and may have been crafted: only the prompt's own
+    `examples:` path can be created, never outside the workspace or through a symlink."""
+    from prompt_lsp.format.examples import examples_path
+
+    wanted = examples_path(doc, prompt)
+    path = Path(requested).expanduser()
+    if not path.is_absolute():
+        path = prompt.parent / path  # as `examples:` is read
+    if wanted is None or path.resolve() != wanted.resolve():
+        raise UnsafePathError("only the examples file an open prompt names can be created")
+    root = state_root_for(prompt, workspace_root)
+    if not paths.is_inside(path, [root.resolve()]):
+        raise UnsafePathError(f"{path.name} would be outside the workspace ({root}): not created")
+    return path

@@ -51,15 +51,6 @@ class RunReport:
         return self.metrics[0] if self.metrics else None
 
     @property
-    def headline_score(self) -> float | None:
-        spec = self.headline
-        return self.aggregates.get(spec.key) if spec else None
-
-    @property
-    def finished(self) -> int:
-        return len(self.results)
-
-    @property
     def mean_latency_s(self) -> float | None:
         values = [r.latency_s for r in self.results if r.ok and r.latency_s is not None]
         return sum(values) / len(values) if values else None

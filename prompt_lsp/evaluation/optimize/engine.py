@@ -316,7 +316,9 @@ class Optimizer:
                 return None
             if uncached and not self.prepared:
                 await asyncio.to_thread(prepare_metrics, plan.metrics)
-                await _preflight(plan, True, uses_litellm=self.options.transport is None)
+                await _preflight(
+                    plan, True, self.options.transport is None, self.options.allowed_hosts or []
+                )
                 self.prepared = True
             runner = Runner(
                 RunSettings(
