@@ -235,3 +235,35 @@ def test_config_edits_keep_the_front_matter_valid() -> None:
     settings = parse(edited).settings
     assert settings.config == {"temperature": 0.5, "max_tokens": 5, "stop": ["\n"]}
     assert not settings.errors
+
+
+async def test_reflective_rewriting_through_gepa_finds_the_instruction(workspace) -> None:
+    """The task model is right only when told to answer with the label; the reflection model,
+    shown the failures, proposes exactly that instruction."""
+    path = workspace()
+    table = reviews()
+    reflections: list[str] = []
+
+    async def transport(model, messages, config, timeout) -> ModelReply:
+        prompt = whole_prompt(messages)
+        if model == "reflector/model":
+            reflections.append(prompt)
+            return ModelReply("```\nLabel the review. Answer with the label only.\n```", 50, 9)
+        right = table[query_of(prompt)]
+        return ModelReply(right if "Answer with the label only." in prompt else "unsure", 10, 1)
+
+    report = await optimize_prompt(
+        path,
+        path.read_text(),
+        EvalOptions(transport=transport),
+        OptimizeSettings(generators=("reflection",), reflection_model="reflector/model"),
+    )
+    assert reflections, "gepa asked the reflection model"
+    # the reflection model saw failing examples with their expected answers, never a test one
+    test_inputs = [t for i, t in enumerate(table) if f"r{i:02d}" in set(report.split.test)]
+    assert "Expected answer:" in reflections[0]
+    assert not any(t in r for r in reflections for t in test_inputs)
+    assert report.winner is not None and report.winner.generator == "reflection"
+    assert "Answer with the label only." in report.winner.text
+    assert report.reliable and report.winner.test == 1.0
+    assert report.calls <= 300

@@ -50,9 +50,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             f"--no-{name}", action="store_true", help=f"do not try {name} candidates"
         )
     command.add_argument(
+        "--reflect",
+        action="store_true",
+        help="also rewrite the instruction from failing examples with the file's model "
+        "(reflective search through gepa; needs a capable model)",
+    )
+    command.add_argument(
         "--reflection-model",
         metavar="MODEL",
-        help="rewrite the instruction from failing examples with this model (through gepa)",
+        help="like --reflect, with this model writing the rewrites",
     )
     command.add_argument("--model", metavar="MODEL", help="override the file's `model:`")
     command.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
@@ -86,7 +92,7 @@ def _settings(args: argparse.Namespace) -> OptimizeSettings:
     if args.concurrency is not None and args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1")
     generators = tuple(g for g in GENERATOR_FLAGS if not getattr(args, f"no_{g}"))
-    if args.reflection_model:
+    if args.reflect or args.reflection_model:
         generators += (REFLECTION,)
     if not generators:
         raise CommandError("every candidate generator is turned off")

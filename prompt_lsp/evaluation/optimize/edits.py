@@ -18,6 +18,7 @@ from prompt_lsp.catalog.tokens import family_for_model
 from prompt_lsp.evaluation.metrics import as_text
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
+from prompt_lsp.format.model import Message
 
 GENERATORS = ("demonstrations", "config", "tokens", "instructions")
 _SIMPLE_VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*\}\}")
@@ -215,13 +216,18 @@ def _with_demonstrations(text: str, shape: QueryShape, chosen: list[Example], wh
 # ------------------------------------------------------------------------ instructions
 
 
-def _instruction_line(doc: PromptDocument) -> int | None:
-    """The file line where new instruction sentences go: the top of the system message, else
-    the top of the first message."""
+def _instruction_message(doc: PromptDocument) -> Message | None:
+    """The system message, else the first message."""
     if not doc.messages:
         return None
-    system = next((m for m in doc.messages if m.role == "system"), None)
-    message = system or doc.messages[0]
+    return next((m for m in doc.messages if m.role == "system"), doc.messages[0])
+
+
+def _instruction_line(doc: PromptDocument) -> int | None:
+    """The file line where new instruction sentences go: the top of the instruction message."""
+    message = _instruction_message(doc)
+    if message is None:
+        return None
     line = message.body_range.start.line
     while line < len(doc.lines) and not doc.lines[line].strip():
         line += 1
@@ -282,11 +288,13 @@ def _is_json(text: str) -> bool:
 def instruction_text(doc: PromptDocument) -> tuple[int, int] | None:
     """The instruction paragraph (file lines, end exclusive) reflective rewriting edits: the
     first paragraph of the system message, else of the first message, if it uses no variable."""
+    message = _instruction_message(doc)
     at = _instruction_line(doc)
-    if at is None:
+    if message is None or at is None:
         return None
+    last = min(message.body_range.end.line + 1, len(doc.lines))
     end = at
-    while end < len(doc.lines) and doc.lines[end].strip():
+    while end < last and doc.lines[end].strip():
         end += 1
     block = "\n".join(doc.lines[at:end])
     if not block or "{{" in block or "{%" in block:

@@ -59,7 +59,7 @@ class OptimizeSettings:
     seed: int = 0
     budget: int | None = DEFAULT_BUDGET  # model calls, retries and judge calls included
     max_cost: float | None = None  # USD
-    reflection_model: str | None = None  # reflective rewriting (gepa) with this model
+    reflection_model: str | None = None  # for "reflection": default the file's own model
     rounds: int = 2  # passes over the generators
     test_top: int = 2  # candidates (besides the original) scored on the test split
 
@@ -488,9 +488,7 @@ class Optimizer:
         return stage_best
 
     async def _reflect(self, parent: Candidate) -> Candidate | None:
-        model = self.settings.reflection_model
-        if model is None:
-            return None
+        model = self.settings.reflection_model or self.plan.model
         from prompt_lsp.evaluation.optimize.reflect import reflect
 
         return await reflect(self, parent, model)
