@@ -42,7 +42,9 @@ async def bench_sample(name: str, budget: int) -> None:
     winner = report.winner
     stats = report.stats
     print(f"## {name}  ({len(split.train)}/{len(split.validation)}/{len(split.test)} split)")
-    print(f"  original  validation {report.baseline.validation:.3f}  test {report.baseline.test}")
+    print(
+        f"  original  validation {report.baseline.validation:.3f}  test {report.baseline.test:.3f}"
+    )
     if winner is not None:
         print(
             f"  winner    validation {winner.validation:.3f}  test {winner.test}  ({winner.change})"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_lsp.evaluation.optimize import OptimizeSettings, optimize_prompt
+from prompt_lsp.evaluation.optimize import GENERATORS, OptimizeSettings, optimize_prompt
 from prompt_lsp.evaluation.optimize.edits import demonstration_variants, find_query, set_config
 from prompt_lsp.evaluation.optimize.split import split_examples
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError
@@ -267,3 +267,61 @@ async def test_reflective_rewriting_through_gepa_finds_the_instruction(workspace
     assert "Answer with the label only." in report.winner.text
     assert report.reliable and report.winner.test == 1.0
     assert report.calls <= 300
+
+
+def test_the_command_reports_applies_and_lists_candidates(
+    workspace, scripted, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import Step
+
+    from prompt_lsp.cli import main
+
+    table = reviews()
+    path = workspace(PROMPT.replace("direct/model", "scripted/test-model"))
+    original = path.read_text()
+    scripted.script(
+        lambda prompt, attempt: Step(
+            text=table[query_of(prompt)]
+            if needs_a_demonstration(prompt, table[query_of(prompt)])
+            else "unsure"
+        )
+    )
+    assert main(["optimize", str(path), "--json", "-", "--no-instructions"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert err.startswith("prompt-lsp: optimize: up to ")  # the estimate, before any call
+    assert report["reliable"] and report["winner"]["generator"] == "demonstrations"
+    assert report["calls"] == scripted.call_count <= 300
+    assert "+Sentiment: " in report["diff"]
+    assert not any(c["generator"] == "instructions" for c in report["leaderboard"])
+
+    # again, applying: every reply is cached, and the file gets the winner
+    calls = scripted.call_count
+    assert main(["optimize", str(path), "--apply", "--no-instructions"]) == 0
+    out, err = capsys.readouterr()
+    assert scripted.call_count == calls
+    assert "improvement: +1.000 exact_match on held-out examples" in out
+    assert "#  candidate  validation    test  what changed" in out
+    assert path.read_text() == report["winner_text"] != original
+    assert "the original is kept in the history" in err
+
+    assert main(["history", str(path), "--candidates"]) == 0
+    out, _ = capsys.readouterr()
+    assert "applied" in out and "the original prompt" in out
+    with HistoryStore(path.parent / ".prompt-lsp" / "history.sqlite3") as store:
+        assert store.version_text("test.prompt", report["baseline"]["version"]) == original
+
+
+def test_bad_flags_are_one_line_errors(workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    from prompt_lsp.cli import main
+
+    path = workspace()
+    assert main(["optimize", str(path), "--split", "0.5/0.5"]) == 2
+    assert main(["optimize", str(path), "--budget", "0"]) == 2
+    assert main(["optimize", str(path), *[f"--no-{g}" for g in GENERATORS]]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors == [
+        "prompt-lsp: --split must be three positive fractions that sum to 1, got '0.5/0.5'",
+        "prompt-lsp: --budget must be at least 1 model call",
+        "prompt-lsp: every candidate generator is turned off",
+    ]
