@@ -325,3 +325,47 @@ def test_bad_flags_are_one_line_errors(workspace, capsys: pytest.CaptureFixture[
         "prompt-lsp: --budget must be at least 1 model call",
         "prompt-lsp: every candidate generator is turned off",
     ]
+
+
+@pytest.mark.local_model
+async def test_a_small_optimisation_on_the_embedded_model(tmp_path: Path) -> None:
+    """route-ticket on local/gemma-3-270m with 40 calls: real generations, the budget held, the
+    test examples only in the final calls, every candidate kept."""
+    pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
+    import shutil
+
+    from prompt_lsp.evaluation.providers import litellm_transport
+
+    folder = tmp_path / "route-ticket"
+    shutil.copytree(Path("samples/route-ticket"), folder)
+    (tmp_path / ".git").mkdir()
+    path = folder / "route-ticket.prompt"
+    prompts: list[str] = []
+
+    async def recording(model, messages, config, timeout) -> ModelReply:
+        prompts.append(whole_prompt(messages))
+        return await litellm_transport(model, messages, config, timeout)
+
+    report = await optimize_prompt(
+        path,
+        path.read_text(),
+        EvalOptions(transport=recording),
+        OptimizeSettings(
+            generators=("demonstrations",), split=(0.75, 0.125, 0.125), budget=40, test_top=1
+        ),
+    )
+    assert report.calls == len(prompts) <= 40
+    assert report.baseline.validation is not None and report.baseline.validation < 0.5  # weak
+    assert len(report.candidates) >= 3 and report.baseline.test is not None
+    assert any(output.strip() for c in report.candidates for output in c.outputs.values())
+    from prompt_lsp.evaluation.examples import load_examples
+
+    examples = load_examples(parse(path.read_text()), path).examples
+    test_messages = [e.inputs["message"] for e in examples if e.id in set(report.split.test)]
+    has_test = [any(m in p for m in test_messages) for p in prompts]
+    first = has_test.index(True)
+    assert all(has_test[first:]) and not any(has_test[:first])
+    assert report.verdict().startswith(("improvement:", "no reliable improvement found"))
+    with HistoryStore(tmp_path / ".prompt-lsp" / "history.sqlite3") as store:
+        kept = store.candidates_for_file("route-ticket/route-ticket.prompt")
+    assert {c.version for c in kept} == {c.version for c in report.candidates}
