@@ -19,7 +19,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from prompt_lsp import __version__
-from prompt_lsp.server.documents import Documents, PromptProtocol
+from prompt_lsp.server.documents import Documents
+from prompt_lsp.server.protocol import AnsweringProtocol
 from prompt_lsp.server.state import DocumentState, Settings
 
 log = logging.getLogger("prompt_lsp")
@@ -30,7 +31,7 @@ IDLE_COLLECTION_EVERY_S = 5.0
 
 class PromptServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("prompt-lsp", __version__, protocol_cls=PromptProtocol)
+        super().__init__("prompt-lsp", __version__, protocol_cls=AnsweringProtocol)
         self.settings = Settings()
         self.documents = Documents(self)
         self.initialization_options: Any = None
