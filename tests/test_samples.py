@@ -19,6 +19,7 @@ MINIMUM_EXAMPLES = {
     "summarize-news": 12,
     "python-codegen": 10,
     "classify-sentiment": 20,
+    "route-ticket": 40,
     "capital-cities": 12,
     "antonyms": 10,
 }
@@ -34,8 +35,8 @@ def test_samples_check_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    # five prompts and the Dotprompt partial `_instructions.prompt`
-    assert "6 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
+    # six prompts and the Dotprompt partial `_instructions.prompt`
+    assert "7 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(MINIMUM_EXAMPLES))

@@ -29,6 +29,7 @@ class EvalOptions:
     template_language: str | None = None  # editor setting; the file's `template:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
     transport: Transport | None = None  # default: litellm.acompletion
+    allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
 
 
 @dataclass

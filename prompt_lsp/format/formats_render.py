@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import re
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -99,8 +100,11 @@ def render_dotprompt(
         data["context"] = dict(context)
     if history:
         data["messages"] = history
+    from prompt_lsp.format.limits import watchdog
+
     try:
-        rendered = _run(dotprompt.render(source, DataArgument(**data)))
+        with watchdog():  # bounded in time and memory, as our own Jinja renders are
+            rendered = _run(dotprompt.render(source, DataArgument(**data)))
     except BaseException as err:  # noqa: BLE001 - an ExceptionGroup from its task group, too
         if isinstance(err, (KeyboardInterrupt, SystemExit)):
             raise
@@ -157,42 +161,53 @@ def render_prompty_text(
     if language is TemplateLanguage.MUSTACHE:
         import chevron
 
+        from prompt_lsp.format.limits import watchdog
+
         try:
-            return chevron.render(body, dict(values))
+            with watchdog():
+                return chevron.render(body, dict(values))
         except Exception as err:
             raise FormatRenderError(f"{type(err).__name__}: {err}") from None
     from jinja2 import TemplateError
 
+    from prompt_lsp.format.limits import MAX_TEXT, RenderLimitError, watchdog
+
+    limit = MAX_TEXT if max_chars is None else max_chars
     try:
         template = _prompty_jinja().from_string(body)
-        if max_chars is None:
-            return template.render(**values)
         chunks: list[str] = []
         size = 0
-        for chunk in template.generate(**values):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_chars:
-                break
+        with watchdog():
+            for chunk in template.generate(**values):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    if max_chars is None:
+                        raise RenderLimitError(f"the text is over {MAX_TEXT:,} characters")
+                    break
         return "".join(chunks)
+    except RenderLimitError as err:
+        raise FormatRenderError(f"Rendering stopped: {err}.") from None
     except TemplateError as err:
         raise FormatRenderError(str(getattr(err, "message", None) or err)) from None
+    except (RecursionError, MemoryError) as err:
+        raise FormatRenderError(f"Rendering stopped: {type(err).__name__}.") from None
     except Exception as err:  # a filter raising on odd input, a sandbox violation
         raise FormatRenderError(f"{type(err).__name__}: {err}") from None
 
 
+@functools.cache
 def _prompty_jinja() -> Any:
-    """Prompty's Jinja environment: immutable sandbox, default (lenient) undefined, trailing
-    newline kept."""
-    global _PROMPTY_ENV
-    if _PROMPTY_ENV is None:
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """Prompty's Jinja environment (an immutable sandbox, the default lenient undefined, the
+    trailing newline kept) within format.limits' bounds."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        _PROMPTY_ENV = ImmutableSandboxedEnvironment(keep_trailing_newline=True)
-    return _PROMPTY_ENV
+    from prompt_lsp.format.limits import BoundedEnvironment
 
+    class PromptyEnvironment(BoundedEnvironment, ImmutableSandboxedEnvironment):
+        pass
 
-_PROMPTY_ENV: Any = None
+    return PromptyEnvironment(keep_trailing_newline=True, optimized=False)
 
 
 def parse_prompty(rendered: str) -> list[RenderedMessage]:

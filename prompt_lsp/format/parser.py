@@ -52,8 +52,9 @@ def _parse_into(
     doc: PromptDocument, bounded: bool, previous: PromptDocument | None, setting: str | None
 ) -> None:
     lines = doc.lines
-    opening = _front_matter_opening(lines)
-    if opening is not None:
+    if previous is not None and _same_front_matter(doc, previous):
+        _copy_front_matter(doc, previous)
+    elif (opening := _front_matter_opening(lines)) is not None:
         _read_front_matter(doc, opening)
     written = {str(e.path[0]): e.value for e in doc.entries if len(e.path) == 1}
     doc.template_format = detect_format(
@@ -65,6 +66,9 @@ def _parse_into(
     )
     if doc.template_format.dialect is Dialect.DOTPROMPT:
         doc.settings = without_named_schema_problems(doc.settings, doc.schema)
+    elif previous is not None and previous.template_format.dialect is Dialect.DOTPROMPT:
+        # a reading copied from a Dotprompt version lacks the problems only Dotprompt forgives
+        doc.settings = read_settings(doc.metadata, doc.entries, doc.schema)
     too_large = (
         len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES
     )
@@ -117,6 +121,36 @@ def _analyse(doc: PromptDocument, body: str, bounded: bool) -> TemplateAnalysis:
     if language is TemplateLanguage.MUSTACHE:
         return analyse_mustache_cached(body, doc.body_start_line)
     return analyse_template_cached(body, doc.body_start_line, bounded)
+
+
+def _same_front_matter(doc: PromptDocument, previous: PromptDocument) -> bool:
+    """Whether the edit from `previous` left the (closed) front matter as it was: its reading
+    is then the same, and YAML, the costly part of a body edit's parse, can be skipped."""
+    end = previous.body_start_line
+    return (
+        previous.has_front_matter
+        and previous.front_matter_closed
+        and len(doc.lines) >= end
+        and doc.lines[:end] == previous.lines[:end]
+    )
+
+
+def _copy_front_matter(doc: PromptDocument, previous: PromptDocument) -> None:
+    for name in (
+        "has_front_matter",
+        "front_matter_range",
+        "front_matter_closed",
+        "body_start_line",
+        "metadata",
+        "entries",
+        "schema",
+        "has_schema",
+        "defaults",
+        "default_entries",
+        "settings",
+    ):
+        setattr(doc, name, getattr(previous, name))
+    doc.problems.extend(p for p in previous.problems if p.range.start.line < doc.body_start_line)
 
 
 # Characters that can start or end Jinja syntax or a special token.

@@ -59,7 +59,7 @@ class DiagnosticsScheduler:
         document = self.documents.text_document(uri)
         if document is None:
             return
-        state = await self._parsed(uri, document.version, document.source)
+        state = await self.documents.parse_in_thread(uri, document.version, document.source)
         model = self.ls.settings.default_model
         record = self.documents.record(uri)
         findings = await self._findings(uri, _all_checks, state, model, slow=not typing)
@@ -113,17 +113,6 @@ class DiagnosticsScheduler:
                     f"prompt-lsp could not check this file ({type(err).__name__}): see its log.",
                 )
             ]
-
-    async def _parsed(self, uri: str, version: int | None, text: str) -> DocumentState:
-        """The state of this version of the document, parsed in a worker thread if it is not
-        yet: analysing a long template takes tens of milliseconds, and requests that arrive
-        meanwhile (completion as the user resumes typing) are answered in the meantime."""
-        if (state := self.documents.parsed(uri, version, text)) is not None:
-            return state
-        doc = await asyncio.to_thread(self.documents.parse, uri, text)
-        if (state := self.documents.parsed(uri, version, text)) is not None:
-            return state  # a request parsed it meanwhile: one state per version
-        return self.documents.remember(uri, version, doc)
 
     def recheck_readers_of(self, changed: Path | None) -> None:
         """Re-check every open prompt whose examples file is `changed`."""
