@@ -131,6 +131,7 @@ class PromptDocument:
     truncated: bool = False  # the text was too large to analyse fully
     template_format: TemplateFormat = DEFAULT_FORMAT  # dialect and template language
     path: str | None = None  # the file's path, when known (partials resolve beside it)
+    language_setting: str | None = None  # the workspace's template language it was parsed with
 
     @property
     def body(self) -> str:

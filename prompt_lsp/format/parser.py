@@ -52,18 +52,29 @@ def _parse_into(
     doc: PromptDocument, bounded: bool, previous: PromptDocument | None, setting: str | None
 ) -> None:
     lines = doc.lines
-    if previous is not None and _same_front_matter(doc, previous):
+    same_front_matter = previous is not None and _same_front_matter(doc, previous)
+    if previous is not None and same_front_matter:
         _copy_front_matter(doc, previous)
     elif (opening := _front_matter_opening(lines)) is not None:
         _read_front_matter(doc, opening)
-    written = {str(e.path[0]): e.value for e in doc.entries if len(e.path) == 1}
-    doc.template_format = detect_format(
-        written,
-        "\n".join(lines[doc.body_start_line :]),
-        explicit=doc.settings.template,
-        path=doc.path,
-        setting=setting,
-    )
+    doc.language_setting = setting
+    if (
+        previous is not None
+        and same_front_matter
+        and previous.language_setting == setting
+        and previous.path == doc.path
+        and _format_unchanged(doc, previous)
+    ):
+        doc.template_format = previous.template_format  # the scan costs ms on a long body
+    else:
+        written = {str(e.path[0]): e.value for e in doc.entries if len(e.path) == 1}
+        doc.template_format = detect_format(
+            written,
+            "\n".join(lines[doc.body_start_line :]),
+            explicit=doc.settings.template,
+            path=doc.path,
+            setting=setting,
+        )
     if doc.template_format.dialect is Dialect.DOTPROMPT:
         doc.settings = without_named_schema_problems(doc.settings, doc.schema)
     elif previous is not None and previous.template_format.dialect is Dialect.DOTPROMPT:
@@ -121,6 +132,23 @@ def _analyse(doc: PromptDocument, body: str, bounded: bool) -> TemplateAnalysis:
     if language is TemplateLanguage.MUSTACHE:
         return analyse_mustache_cached(body, doc.body_start_line)
     return analyse_template_cached(body, doc.body_start_line, bounded)
+
+
+def _format_unchanged(doc: PromptDocument, previous: PromptDocument) -> bool:
+    """Whether the edit from `previous` changed one body line that held, and holds, no template
+    syntax nor role marker: then what decides the template language is as it was."""
+    if len(previous.lines) != len(doc.lines):
+        return False
+    changed = [
+        n for n, (new, old) in enumerate(zip(doc.lines, previous.lines, strict=True)) if new != old
+    ]
+    if len(changed) > 1:
+        return False
+    return not any(
+        _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
+        for line in changed
+        for text in (doc.lines[line], previous.lines[line])
+    )
 
 
 def _same_front_matter(doc: PromptDocument, previous: PromptDocument) -> bool:
