@@ -311,3 +311,16 @@ def test_our_own_file_using_dotprompt_config_names_stays_ours() -> None:
         ("system", "Be brief."),
         ("user", "Q 1"),
     ]
+
+
+def test_an_edit_that_adds_handlebars_syntax_changes_the_format_and_prose_keeps_it() -> None:
+    first = parse("---\nname: t\n---\nHello {{ name }}\nmore text\n")
+    assert first.template_format.dialect is Dialect.PROMPT
+    typed = parse("---\nname: t\n---\nHello {{ name }}\n{{#if x}}more{{/if}}\n", previous=first)
+    assert typed.template_format.dialect is Dialect.DOTPROMPT
+    prose = parse("---\nname: t\n---\nHello {{ name }}\n{{#if x}}more{{/if}}\nand\n")
+    edited = parse(
+        "---\nname: t\n---\nHello {{ name }}\n{{#if x}}more{{/if}}\nand so\n", previous=prose
+    )
+    assert edited.template_format == prose.template_format
+    assert [m.text for m in edited.messages] == ["Hello {{ name }}\n{{#if x}}more{{/if}}\nand so"]
