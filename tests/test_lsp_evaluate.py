@@ -102,6 +102,7 @@ async def test_lens_before_any_run(client: EditorClient) -> None:
     assert await lenses(client, uri) == [
         "▶ Evaluate (4 examples · openai/gpt-4o-mini)",
         "Show rendered prompt",
+        "✦ Optimize",
     ]
     hover = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))

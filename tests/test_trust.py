@@ -383,3 +383,20 @@ def test_writes_stay_under_the_state_folder_with_safe_names(tmp_path: Path) -> N
     with pytest.raises(UnsafePathError, match="symlink"):
         write_output(shipped, "a.md", "text")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_replacing_a_gguf_file_changes_its_cache_keys(write_prompt: Callable[..., Path]) -> None:
+    import os
+
+    from prompt_lsp.evaluation.session import plan_run
+
+    path = write_prompt(
+        "---\nmodel: local/weights.gguf\nexamples:\n  - {id: a, input: {q: x}}\n---\n{{ q }}\n"
+    )
+    weights = path.parent / "weights.gguf"
+    weights.write_bytes(b"GGUF one")
+    before = plan_run(path, path.read_text(), EvalOptions()).items[0].key
+    assert plan_run(path, path.read_text(), EvalOptions()).items[0].key == before
+    weights.write_bytes(b"GGUF two, longer")
+    os.utime(weights, ns=(1, 1))
+    assert plan_run(path, path.read_text(), EvalOptions()).items[0].key != before

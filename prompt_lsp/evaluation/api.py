@@ -29,6 +29,7 @@ from prompt_lsp.history import paths
 from prompt_lsp.history.paths import UnsafePathError, baseline_stamp, state_root_for, text_version
 
 if TYPE_CHECKING:  # heavy modules: types only
+    from prompt_lsp.evaluation.optimize import OptimizeProgress, OptimizeReport
     from prompt_lsp.evaluation.report import RunReport
     from prompt_lsp.evaluation.results import Comparison, ExampleResult  # noqa: F401 (for server type hints)
     from prompt_lsp.format.model import PromptDocument
@@ -52,6 +53,9 @@ __all__ = [
     "history_stamp",
     "last_report",
     "load_examples",
+    "optimize",
+    "optimize_document",
+    "record_applied",
     "shorten",
     "stats_sentence",
     "state_root_for",
@@ -74,6 +78,37 @@ async def evaluate(
     from prompt_lsp.evaluation.session import evaluate_prompt
 
     return await evaluate_prompt(path, text, options, on_progress=on_progress, cancel=cancel)
+
+
+async def optimize(
+    path: Path,
+    text: str,
+    options: EvalOptions,
+    budget: int | None = None,
+    on_progress: Callable[[OptimizeProgress], None] | None = None,
+    cancel: asyncio.Event | None = None,
+) -> OptimizeReport:
+    """Search for a better version of `text` with every offline generator (see
+    `optimize.engine`); `budget` in model calls (default 300)."""
+    from prompt_lsp.evaluation.optimize import DEFAULT_BUDGET, OptimizeSettings, optimize_prompt
+
+    settings = OptimizeSettings(budget=budget or DEFAULT_BUDGET)
+    return await optimize_prompt(path, text, options, settings, on_progress, cancel)
+
+
+def optimize_document(report: OptimizeReport) -> str:
+    """The leaderboard and the winner's diff, as Markdown."""
+    from prompt_lsp.evaluation.optimize.summary import markdown
+
+    return markdown(report)
+
+
+def record_applied(report: OptimizeReport, workspace_root: Path | None) -> None:
+    """The editor applied the winner: keep the original's text in the history and mark the
+    candidate applied (the file itself was changed by the editor's edit)."""
+    from prompt_lsp.evaluation.optimize import record_applied as record
+
+    record(report, workspace_root)
 
 
 def last_report(path: Path, text: str, workspace_root: Path | None) -> RunReport | None:

@@ -133,3 +133,27 @@ class Comparison:
     def significant_drops(self) -> list[str]:
         """Metrics whose paired interval lies wholly below zero."""
         return [key for key, stat in self.stats.items() if stat.direction < 0]
+
+
+@dataclass
+class CandidateRecord:
+    """One prompt text an optimisation scored: a candidate of the file, not a version of it
+    (until it is applied)."""
+
+    optimization: str  # the id shared by every candidate of one `optimize` run
+    file: str
+    base_version: str  # sha256 of the text the optimisation started from
+    version: str  # sha256 of this candidate's text
+    text: str
+    change: str  # what makes it different from its parent, one line
+    generator: (
+        str  # "baseline" | "demonstrations" | "instructions" | "tokens" | "config" | "reflection"
+    )
+    model: str
+    metric: str
+    validation: float | None
+    validation_n: int
+    test: float | None = None
+    test_n: int = 0
+    created_at: float = 0.0
+    status: str = "scored"  # "scored" | "winner" | "applied"

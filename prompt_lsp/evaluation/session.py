@@ -205,6 +205,18 @@ def _local_model_id(model: str, prompt_dir: Path, root: Path) -> str:
     return f"local/{path.resolve()}"
 
 
+def _model_identity(model: str) -> str:
+    """What names the model in cache keys: its id, and for a GGUF file also its size and
+    modification time, so replacing the file at the same path does not reuse old replies."""
+    if not is_local_model(model) or not model.lower().endswith(".gguf"):
+        return model
+    try:
+        stat = Path(model.split("/", 1)[1]).stat()
+    except OSError:
+        return model
+    return f"{model}@{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _check_local_model(model: str) -> Path:
     """The GGUF file of a `local/…` model; EvalSetupError when the `local` extra is missing
     or the file does not exist."""
@@ -255,6 +267,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
     key_config = hash_secrets(config)  # two keys never share a cache entry
+    key_model = _model_identity(model)
     items = []
     render_errors = []
     for example in examples:
@@ -265,7 +278,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
             items += [WorkItem(example, i, [], "", render_error=str(err)) for i in range(repeat)]
             continue
         for index in range(repeat):
-            key = cache_key(model, messages, key_config, index)
+            key = cache_key(key_model, messages, key_config, index)
             items.append(WorkItem(example, index, messages, key))
     if examples and len(render_errors) == len(examples):
         also = " (and so does every other example)" if len(examples) > 1 else ""

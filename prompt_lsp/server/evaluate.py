@@ -446,7 +446,14 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
         state = ls.state(uri)
         if state is None:
             return None
-        return await asyncio.to_thread(evaluations.prompt_lenses, state)
+
+        def all_lenses() -> list[types.CodeLens]:
+            found = evaluations.prompt_lenses(state)
+            for provider in ls.lens_providers:
+                found += provider(state)
+            return found
+
+        return await asyncio.to_thread(all_lenses)
 
     def state_for(uri: str) -> DocumentState:
         state = ls.state(uri)

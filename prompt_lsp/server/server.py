@@ -40,6 +40,10 @@ class PromptServer(LanguageServer):
         # Extra hover answers tried before the built-in ones (the evaluation comparison); each
         # is called as provider(ls, state, position) in a worker thread and returns markdown.
         self.hover_providers: list[Callable[..., str | None]] = []
+        # Feature modules that add code lenses / code actions to a prompt document: called as
+        # provider(state) and provider(state, params) in a worker thread.
+        self.lens_providers: list[Callable[..., list[types.CodeLens]]] = []
+        self.action_providers: list[Callable[..., list[types.CodeAction]]] = []
 
     # ------------------------------------------------------------ documents
 
