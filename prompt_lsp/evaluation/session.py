@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -60,7 +61,7 @@ from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
-from prompt_lsp.format.secrets import hash_secrets, redact_text
+from prompt_lsp.format.secrets import hash_secrets, redact_text, scrub_secrets
 from prompt_lsp.format.text import text_version
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
@@ -481,7 +482,20 @@ async def evaluate_prompt(
             cache.close()
     if outcome.task_cancelled:
         raise asyncio.CancelledError
+    attach_baseline(report, path, options.workspace_root)
     return report
+
+
+def attach_baseline(report: RunReport, path: Path, workspace_root: Path | None) -> None:
+    """Compare the report with the baseline file beside the prompt, when there is one; a
+    malformed baseline is a warning, not a failed run."""
+    try:
+        baseline = load_baseline(path, workspace_root)
+    except BaselineError as err:
+        report.warnings.append(f"baseline ignored: {err}")
+        return
+    if baseline is not None and report.status != "failed":
+        report.baseline = compare_with_baseline(report, baseline, "baseline")
 
 
 class _LiveRecorder:
@@ -543,6 +557,7 @@ def _record(
         comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)
     report.comparison = comparison
+    report.config = scrub_secrets(plan.config)
     report.recorded = history is not None
     report.warnings = list(plan.warnings)
     report.calls, report.retries = outcome.calls, outcome.retries
@@ -671,4 +686,5 @@ def load_last_report(path: Path, text: str, workspace_root: Path | None = None) 
         results = store.results_for_run(run.id)
         report = _report_from(run, results, metric_specs_from_record(run), path)
         report.comparison = compare_with_previous(store, run, results, stored_text(text))
+    attach_baseline(report, path, workspace_root)
     return report

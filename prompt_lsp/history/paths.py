@@ -78,6 +78,23 @@ def check_readable(path: Path, root: Path, what: str) -> None:
         )
 
 
+BASELINE_SUFFIX = ".baseline.json"
+
+
+def baseline_path(prompt: Path) -> Path:
+    """The committed baseline beside a prompt: `summarize.prompt` → `summarize.baseline.json`."""
+    return prompt.with_name(prompt.stem + BASELINE_SUFFIX)
+
+
+def baseline_stamp(prompt: Path) -> tuple[int, ...]:
+    """Changes whenever the baseline file beside `prompt` changes (a pull, a re-save)."""
+    try:
+        info = baseline_path(prompt).stat()
+    except OSError:
+        return (0,)
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+
 def safe_name(name: str) -> str:
     """`name` as one plain file name: no separators, no leading dots, no control characters."""
     cleaned = _UNSAFE_NAME_CHARS.sub("_", name).lstrip("._") or "output"

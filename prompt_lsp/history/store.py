@@ -21,10 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.results import CandidateRecord, ExampleResult, RunRecord
 from prompt_lsp.history.paths import history_path_for, machine_id
 
-SCHEMA_VERSION = 3  # 2: live_runs, so a killed run shows as interrupted; 3: owner
+# 2: live_runs, so a killed run shows as interrupted; 3: candidates of optimisations; 4: owner,
+# so a history shipped in a repository is recognised. Every statement of the schema is IF NOT
+# EXISTS, so opening an older database adds what it lacks.
+SCHEMA_VERSION = 4
 RUNNING = "running"  # a run recorded as it goes; "interrupted" once its process is gone
 BUSY_TIMEOUT_MS = 15_000
 
@@ -82,7 +85,45 @@ CREATE TABLE IF NOT EXISTS live_runs (
     host TEXT NOT NULL,
     pid INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS candidates (
+    optimization TEXT NOT NULL,
+    file TEXT NOT NULL,
+    base_version TEXT NOT NULL,
+    version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    change TEXT NOT NULL,
+    generator TEXT NOT NULL,
+    model TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    validation REAL,
+    validation_n INTEGER NOT NULL,
+    test REAL,
+    test_n INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (optimization, version)
+);
+CREATE INDEX IF NOT EXISTS candidates_by_file ON candidates (file, created_at);
 """
+
+
+_CANDIDATE_COLUMNS = (
+    "optimization",
+    "file",
+    "base_version",
+    "version",
+    "text",
+    "change",
+    "generator",
+    "model",
+    "metric",
+    "validation",
+    "validation_n",
+    "test",
+    "test_n",
+    "created_at",
+    "status",
+)
 
 
 _RUN_COLUMNS = (
@@ -259,6 +300,22 @@ class HistoryStore(Database):
             )
             conn.execute("DELETE FROM live_runs WHERE run_id = ?", (run.id,))
 
+    def record_candidate(self, candidate: CandidateRecord) -> None:
+        """Insert or update one scored candidate of an optimisation (its test score and status
+        are filled in later)."""
+        row = tuple(getattr(candidate, name) for name in _CANDIDATE_COLUMNS)
+        marks = ",".join("?" * len(row))
+        with self._write() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO candidates VALUES ({marks})", row)
+
+    def remember_version(self, file: str, version: str, text: str) -> None:
+        """Keep a version's text (before `optimize --apply` replaces it) without a run."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+                (file, version, text, time.time()),
+            )
+
     # ------------------------------------------------------------------ reads
 
     def run_state(self, run: RunRecord) -> str:
@@ -273,6 +330,15 @@ class HistoryStore(Database):
         if owner is None or owner["host"] != socket.gethostname():
             return "interrupted" if owner is None else RUNNING
         return RUNNING if _process_alive(int(owner["pid"])) else "interrupted"
+
+    def candidates_for_file(self, file: str, limit: int = 100) -> list[CandidateRecord]:
+        """Newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM candidates WHERE file = ? ORDER BY created_at DESC LIMIT ?",
+                (file, limit),
+            ).fetchall()
+        return [CandidateRecord(**{name: row[name] for name in _CANDIDATE_COLUMNS}) for row in rows]
 
     def latest_run_for_version(
         self, file: str, version: str, statuses: tuple[str, ...] = ("ok",)

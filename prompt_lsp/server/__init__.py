@@ -22,6 +22,7 @@ def create_server() -> PromptServer:
         inlay,
         lifecycle,
         navigation,
+        optimize,
         structure,
     )
 
@@ -35,6 +36,7 @@ def create_server() -> PromptServer:
     actions.register(ls, scheduler)
     inlay.register(ls)
     evaluate.register(ls, scheduler)
+    optimize.register(ls)
     return ls
 
 

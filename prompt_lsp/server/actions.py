@@ -28,7 +28,13 @@ class CreateFileArgs:
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.Source,
+                types.CodeActionKind.RefactorRewrite,
+            ]
+        ),
     )
     @contained(default=None)
     async def code_action(
@@ -37,12 +43,13 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         state = ls.state(params.text_document.uri)
         if state is None:
             return None
+        extra = [action for provider in ls.action_providers for action in provider(state, params)]
         findings = await scheduler.quick_findings(state)  # for the text the client has now
         actions = []
         for finding in _findings_for(state, findings, params):
             diagnostic = to_diagnostic(finding, state.positions, state.uri)
             actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
-        return actions or None
+        return actions + extra or None
 
     @ls.command(CREATE_FILE)
     @contained()

@@ -11,7 +11,6 @@ kept for everything sent back to it.
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +18,14 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.protocol import lsp_method
-from pygls.uris import from_fs_path, to_fs_path
-from pygls.workspace import TextDocument, Workspace
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
 from prompt_lsp.checks.findings import Finding
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import FORMATS as EXAMPLE_FORMATS
 from prompt_lsp.format.text import text_version
 from prompt_lsp.server.convert import Positions, to_diagnostic
-from prompt_lsp.server.protocol import AnsweringProtocol
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
@@ -56,81 +53,6 @@ def fs_path(uri: str) -> Path | None:
         return None
     path = to_fs_path(uri)
     return Path(path) if path else None
-
-
-# ---------------------------------------------------------------- pygls' text documents
-
-_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-class LspTextDocument(TextDocument):
-    """pygls splits lines with `str.splitlines`, which also breaks at U+2028, U+0085 and form
-    feeds; LSP lines end only at \\r\\n, \\r or \\n, so incremental edits after such a character
-    would land on the wrong line. Lines are also cached per text (pygls re-splits each time)."""
-
-    _lines_of: tuple[str, tuple[str, ...]] | None = None
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        source = self.source
-        if self._lines_of is None or self._lines_of[0] is not source:
-            self._lines_of = (source, tuple(_LSP_LINE.findall(source)))
-        return self._lines_of[1]
-
-
-class LspWorkspace(Workspace):
-    """A pygls workspace whose documents split lines as LSP does."""
-
-    def _create_text_document(
-        self,
-        doc_uri: str,
-        source: str | None = None,
-        version: int | None = None,
-        language_id: str | None = None,
-    ) -> TextDocument:
-        return LspTextDocument(
-            doc_uri,
-            source=source,
-            version=version,
-            language_id=language_id,
-            sync_kind=self._sync_kind,
-            position_codec=self.position_codec,
-        )
-
-
-class PromptProtocol(AnsweringProtocol):
-    """pygls' protocol answering every request (see server.protocol), with the workspace made an LspWorkspace as soon as `initialize`
-    creates it (before any document can be opened)."""
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(self, params: types.InitializeParams):
-        steps = super().lsp_initialize(params)
-        step = None
-        try:
-            step = next(steps)  # pygls has created its workspace by now
-        except StopIteration as done:
-            return done.value
-        finally:
-            self._workspace = _lsp_workspace(params, self.workspace.position_encoding)
-        while True:
-            reply = yield step
-            try:
-                step = steps.send(reply)
-            except StopIteration as done:
-                return done.value
-
-
-def _lsp_workspace(params: types.InitializeParams, encoding: str | None) -> LspWorkspace:
-    """The workspace pygls builds for `params`, as an LspWorkspace."""
-    root_uri = params.root_uri
-    if root_uri is None and params.root_path is not None:
-        root_uri = from_fs_path(params.root_path)
-    return LspWorkspace(
-        root_uri,
-        types.TextDocumentSyncKind.Incremental,  # what PromptServer registers
-        params.workspace_folders or [],
-        encoding,
-    )
 
 
 # ---------------------------------------------------------------- per-document records

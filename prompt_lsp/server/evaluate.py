@@ -245,7 +245,8 @@ class Evaluations:
     # ---------------------------------------------------------------- results in the editor
 
     def _publish_example_diagnostics(self, state: DocumentState, report: RunReport) -> None:
-        """Information diagnostics on failed and regressed examples; the next run replaces them."""
+        """Information diagnostics on failed and regressed examples (regressions within the
+        run-to-run noise that repeats measured are left out); the next run replaces them."""
         examples = load_examples(state.doc, state.path)
         by_id = {e.id: e for e in examples.examples} if examples else {}
         notes: list[tuple[Example | None, str]] = []
@@ -255,6 +256,8 @@ class Evaluations:
         comparison = report.comparison
         if comparison is not None:
             for change in comparison.regressed:
+                if not change.beyond_noise:
+                    continue
                 notes.append(
                     (
                         by_id.get(change.example_id),
@@ -443,7 +446,14 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
         state = ls.state(uri)
         if state is None:
             return None
-        return await asyncio.to_thread(evaluations.prompt_lenses, state)
+
+        def all_lenses() -> list[types.CodeLens]:
+            found = evaluations.prompt_lenses(state)
+            for provider in ls.lens_providers:
+                found += provider(state)
+            return found
+
+        return await asyncio.to_thread(all_lenses)
 
     def state_for(uri: str) -> DocumentState:
         state = ls.state(uri)
