@@ -277,7 +277,7 @@ class Optimizer:
     # ---------------------------------------------------------------- calls and scores
 
     @property
-    def _test_reserve(self) -> int:
+    def test_reserve(self) -> int:
         """Calls kept for the test split: the original, the winner and the runners-up."""
         return (1 + self.settings.test_top) * len(self.split.test) * self.plan.repeat
 
@@ -286,11 +286,11 @@ class Optimizer:
         validation, and two prompts on test."""
         per_candidate = len(self.split.validation_for(())) * self.plan.repeat
         planned = 1 + first_stage * self.settings.rounds + 2 * len(self.settings.generators)
-        total = planned * per_candidate + self._test_reserve
+        total = planned * per_candidate + self.test_reserve
         limit = self.settings.budget
         return total if limit is None else min(total, limit)
 
-    async def _score(
+    async def score(
         self, candidate: Candidate, ids: tuple[str, ...], reserve: int
     ) -> tuple[dict[str, float], float] | None:
         """Per-example headline scores and the `near` share on `ids` (mean over repeats; a failed call scores 0),
@@ -360,10 +360,10 @@ class Optimizer:
 
     async def validate(self, candidate: Candidate) -> bool:
         """Score `candidate` on validation; False when it could not be scored."""
-        if self._stop():
+        if self.should_stop():
             return False
         ids = self.split.validation_for(candidate.demo_ids)
-        scored = await self._score(candidate, ids, self._test_reserve)
+        scored = await self.score(candidate, ids, self.test_reserve)
         if scored is None:
             return False
         scores, candidate.near = scored
@@ -375,7 +375,7 @@ class Optimizer:
         self._progress("validation", f"{candidate.step}: {candidate.validation:.3f}{near}")
         return True
 
-    def _stop(self) -> bool:
+    def should_stop(self) -> bool:
         return (
             self.cancelled or self.stopped is not None or bool(self.cancel and self.cancel.is_set())
         )
@@ -419,21 +419,21 @@ class Optimizer:
         self._progress("estimate", f"up to {estimate} model calls (fewer with cached replies)")
         started = time.perf_counter()
         if (
-            self._test_reserve + len(self.split.validation_for(())) * self.plan.repeat
+            self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
             > self.budget.remaining
         ):
-            need = self._test_reserve + len(self.split.validation_for(())) * self.plan.repeat
+            need = self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
             raise EvalSetupError(
                 f"--budget is too small: this file needs at least {need} model calls"
             )
         best = baseline
         if await self.validate(baseline):
             best = await self._search(baseline)
-        elif not self._stop():
+        elif not self.should_stop():
             raise EvalSetupError(baseline.error or "the original prompt could not be scored")
         winner = best if best is not baseline else None
         stats = None
-        if not self._stop() or (self.stopped and not self.cancelled):
+        if not self.should_stop() or (self.stopped and not self.cancelled):
             stats = await self._test(baseline, winner)
         report = OptimizeReport(
             path=self.path,
@@ -463,7 +463,7 @@ class Optimizer:
         for round_ in range(self.settings.rounds):
             improved = False
             for generator in self.settings.generators:
-                if self._stop():
+                if self.should_stop():
                     return best
                 if generator == REFLECTION:
                     stage_best = await self._reflect(best)
@@ -499,12 +499,11 @@ class Optimizer:
         finalists = [baseline] + ([winner] if winner else [])
         others = [c for c in self._ranked() if c not in finalists]
         finalists += others[: max(0, self.settings.test_top - 1)]
-        self.stopped_before_test = self.stopped
-        self.stopped = None
+        stopped_before_test, self.stopped = self.stopped, None
         for candidate in finalists:
             if self.cancelled or (self.cancel and self.cancel.is_set()):
                 break
-            scored = await self._score(candidate, self.split.test, 0)
+            scored = await self.score(candidate, self.split.test, 0)
             if scored is None:
                 continue
             scores = scored[0]
@@ -512,7 +511,7 @@ class Optimizer:
             candidate.test = statistics.fmean(scores.values()) if scores else 0.0
             self._record(candidate, status="winner" if candidate is winner else "scored")
             self._progress("test", f"{candidate.id}: {candidate.test:.3f} on test")
-        self.stopped = self.stopped_before_test or self.stopped
+        self.stopped = stopped_before_test or self.stopped
         if winner is None or winner.test is None or baseline.test is None:
             return None
         return paired_comparison(baseline.test_scores, winner.test_scores, seed=self.settings.seed)
@@ -524,22 +523,14 @@ class Optimizer:
     # ---------------------------------------------------------------- history and progress
 
     def _record(self, candidate: Candidate, status: str = "scored") -> None:
-        record = CandidateRecord(
-            optimization=self.optimization_id,
-            file=self.plan.file,
-            base_version=self.base_version,
-            version=candidate.version,
-            text=stored_text(candidate.text),
-            change=candidate.change,
-            generator=candidate.generator,
-            model=self.plan.model,
-            metric=self.metric,
-            validation=candidate.validation,
-            validation_n=len(candidate.validation_scores),
-            test=candidate.test,
-            test_n=len(candidate.test_scores),
-            created_at=time.time(),
-            status=status,
+        record = candidate_record(
+            self.optimization_id,
+            self.plan.file,
+            self.base_version,
+            self.plan.model,
+            self.metric,
+            candidate,
+            status,
         )
         state_dir = ensure_state_dir(self.plan.root / STATE_DIR_NAME)
         with HistoryStore(state_dir / HISTORY_FILE) as store:
@@ -555,6 +546,35 @@ class Optimizer:
             self.on_progress(event)
         except Exception:  # a broken display must not end the run
             logger.exception("progress callback failed")
+
+
+def candidate_record(
+    optimization: str,
+    file: str,
+    base_version: str,
+    model: str,
+    metric: str,
+    candidate: Candidate,
+    status: str,
+) -> CandidateRecord:
+    """A scored candidate as the history keeps it (key-like values redacted from its text)."""
+    return CandidateRecord(
+        optimization=optimization,
+        file=file,
+        base_version=base_version,
+        version=candidate.version,
+        text=stored_text(candidate.text),
+        change=candidate.change,
+        generator=candidate.generator,
+        model=model,
+        metric=metric,
+        validation=candidate.validation,
+        validation_n=len(candidate.validation_scores),
+        test=candidate.test,
+        test_n=len(candidate.test_scores),
+        created_at=time.time(),
+        status=status,
+    )
 
 
 def _first_line_holds(output: str | None, expected: object) -> float:
@@ -591,22 +611,14 @@ def record_applied(report: OptimizeReport, workspace_root: Path | None = None) -
             report.file, report.baseline.version, stored_text(report.baseline.text)
         )
         store.record_candidate(
-            CandidateRecord(
-                optimization=report.optimization_id,
-                file=report.file,
-                base_version=report.baseline.version,
-                version=winner.version,
-                text=stored_text(winner.text),
-                change=winner.change,
-                generator=winner.generator,
-                model=report.model,
-                metric=report.metric,
-                validation=winner.validation,
-                validation_n=len(winner.validation_scores),
-                test=winner.test,
-                test_n=len(winner.test_scores),
-                created_at=time.time(),
-                status="applied",
+            candidate_record(
+                report.optimization_id,
+                report.file,
+                report.baseline.version,
+                report.model,
+                report.metric,
+                winner,
+                "applied",
             )
         )
 
