@@ -369,3 +369,20 @@ async def test_a_small_optimisation_on_the_embedded_model(tmp_path: Path) -> Non
     with HistoryStore(tmp_path / ".prompt-lsp" / "history.sqlite3") as store:
         kept = store.candidates_for_file("route-ticket/route-ticket.prompt")
     assert {c.version for c in kept} == {c.version for c in report.candidates}
+
+
+async def test_a_cost_limit_stops_the_search_and_keeps_room_for_the_test(workspace) -> None:
+    path = workspace()
+    inner = Recorder(reviews(), needs_a_demonstration)
+
+    async def priced(model, messages, config, timeout) -> ModelReply:
+        reply = await inner(model, messages, config, timeout)
+        return ModelReply(reply.text, 10, 1, cost=0.001)
+
+    report = await optimize_prompt(
+        path, path.read_text(), EvalOptions(transport=priced), OptimizeSettings(max_cost=0.06)
+    )
+    assert report.cost == pytest.approx(0.001 * len(inner.prompts))
+    assert report.cost <= 0.06
+    assert report.stopped and "cost limit of $0.06" in report.stopped
+    assert report.winner is not None and report.winner.test == 1.0  # the test split still ran

@@ -27,7 +27,12 @@ from prompt_lsp.evaluation.metrics import as_text, prepare_metrics
 from prompt_lsp.evaluation.optimize.edits import GENERATORS, Variant, all_variants
 from prompt_lsp.evaluation.optimize.split import DEFAULT_SPLIT, Split, split_examples
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError
-from prompt_lsp.evaluation.providers import ModelReply, Transport, litellm_transport
+from prompt_lsp.evaluation.providers import (
+    ModelReply,
+    Transport,
+    is_local_model,
+    litellm_transport,
+)
 from prompt_lsp.evaluation.results import CandidateRecord
 from prompt_lsp.evaluation.runner import Runner, RunSettings
 from prompt_lsp.evaluation.session import (
@@ -283,19 +288,42 @@ class Optimizer:
 
     def estimate(self, first_stage: int) -> int:
         """The most calls the run plans to make: the original and each planned candidate on
-        validation, and two prompts on test."""
+        validation, and the finalists on test."""
         per_candidate = len(self.split.validation_for(())) * self.plan.repeat
         planned = 1 + first_stage * self.settings.rounds + 2 * len(self.settings.generators)
         total = planned * per_candidate + self.test_reserve
         limit = self.settings.budget
         return total if limit is None else min(total, limit)
 
+    def _cost_estimate(self, calls: int) -> str:
+        """≈ USD for `calls` calls, from the model's price and the original's prompt length
+        (demonstrations make candidates longer: counted as half as long again)."""
+        from prompt_lsp.catalog.models import lookup_model
+        from prompt_lsp.catalog.tokenizer import count_tokens
+
+        info = lookup_model(self.plan.model)
+        if info is None or info.input_cost_per_token is None:
+            return "" if is_local_model(self.plan.model) else ", cost unknown"
+        sample = [i for i in self.plan.items if i.messages][:5]
+        if not sample or not (info.input_cost_per_token or info.output_cost_per_token):
+            return ", $0"
+        prompt = sum(
+            count_tokens("\n".join(m["content"] for m in i.messages), self.plan.model)
+            for i in sample
+        ) / len(sample)
+        answer = self.plan.config.get("max_tokens")
+        answer = answer if isinstance(answer, int) else 256
+        per_call = 1.5 * prompt * info.input_cost_per_token + answer * (
+            info.output_cost_per_token or 0.0
+        )
+        return f", ≈ ${calls * per_call:.4f}"
+
     async def score(
         self, candidate: Candidate, ids: tuple[str, ...], reserve: int
     ) -> tuple[dict[str, float], float] | None:
-        """Per-example headline scores and the `near` share on `ids` (mean over repeats; a failed call scores 0),
-        or None when the candidate cannot be scored within the budget, was cancelled or fails
-        to render."""
+        """Per-example headline scores and the `near` share on `ids` (mean over repeats; a
+        failed call scores 0), or None when the candidate cannot be scored within the budget,
+        was cancelled or fails to render."""
         try:
             plan = plan_run(self.path, candidate.text, self.options)
         except EvalSetupError as err:
@@ -311,7 +339,9 @@ class Optimizer:
             if uncached > self.budget.remaining - reserve:
                 self.stopped = f"the budget of {self.budget.limit} model calls is spent"
                 return None
-            if self.settings.max_cost is not None and self.cost >= self.settings.max_cost:
+            per_call = self.cost / self.budget.used if self.budget.used else 0.0
+            limit = self.settings.max_cost
+            if limit is not None and self.cost + per_call * (uncached + reserve) > limit:
                 self.stopped = f"the cost limit of ${self.settings.max_cost:g} is reached"
                 return None
             if uncached and not self.prepared:
@@ -416,7 +446,11 @@ class Optimizer:
             if g != REFLECTION
         )
         estimate = self.estimate(first_stage)
-        self._progress("estimate", f"up to {estimate} model calls (fewer with cached replies)")
+        self._progress(
+            "estimate",
+            f"up to {estimate} model calls{self._cost_estimate(estimate)} "
+            "(fewer with cached replies)",
+        )
         started = time.perf_counter()
         if (
             self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
