@@ -466,6 +466,7 @@ class Optimizer:
         elif not self.should_stop():
             raise EvalSetupError(baseline.error or "the original prompt could not be scored")
         winner = best if best is not baseline else None
+        self.cancelled = self.cancelled or bool(self.cancel and self.cancel.is_set())
         stats = None
         if not self.should_stop() or (self.stopped and not self.cancelled):
             stats = await self._test(baseline, winner)
