@@ -51,6 +51,7 @@ from prompt_lsp.history.store import HistoryStore, new_run_id
 logger = logging.getLogger(__name__)
 DEFAULT_BUDGET = 300
 REFLECTION = "reflection"
+PERFECT = (1.0, 1.0)  # every validation example right (metrics score 0..1)
 
 
 class BudgetExhausted(Exception):
@@ -498,8 +499,8 @@ class Optimizer:
         for round_ in range(self.settings.rounds):
             improved = False
             for generator in self.settings.generators:
-                if self.should_stop():
-                    return best
+                if self.should_stop() or best.rank >= PERFECT:
+                    return best  # nothing left to find on validation
                 if generator == REFLECTION:
                     stage_best = await self._reflect(best)
                 else:
@@ -520,6 +521,8 @@ class Optimizer:
             candidate = known or candidate
             if stage_best is None or candidate.rank > stage_best.rank:
                 stage_best = candidate
+            if stage_best.rank >= PERFECT:
+                break
         return stage_best
 
     async def _reflect(self, parent: Candidate) -> Candidate | None:
@@ -533,7 +536,7 @@ class Optimizer:
         any test example is rendered into a call."""
         finalists = [baseline] + ([winner] if winner else [])
         others = [c for c in self._ranked() if c not in finalists]
-        finalists += others[: max(0, self.settings.test_top - 1)]
+        finalists += others[: max(0, self.settings.test_top - (winner is not None))]
         stopped_before_test, self.stopped = self.stopped, None
         for candidate in finalists:
             if self.cancelled or (self.cancel and self.cancel.is_set()):
