@@ -46,9 +46,8 @@ async def bench_sample(name: str, budget: int) -> None:
         f"  original  validation {report.baseline.validation:.3f}  test {report.baseline.test:.3f}"
     )
     if winner is not None:
-        print(
-            f"  winner    validation {winner.validation:.3f}  test {winner.test}  ({winner.change})"
-        )
+        tested = "—" if winner.test is None else f"{winner.test:.3f}"
+        print(f"  winner    validation {winner.validation:.3f}  test {tested}  ({winner.change})")
     if stats is not None:
         print(
             f"  held-out gain {stats.mean_delta:+.3f}  95% CI [{stats.ci_low:+.3f}, "
