@@ -173,6 +173,7 @@ def test_history_table_and_diff(
     assert main(["history", str(prompt), "--diff"]) == 0
     out = capsys.readouterr().out
     assert "rougeL" in out and "regressed" in out and "improved" in out
+    assert "(sign-flip permutation (exact)); n = 3" in out  # the deltas' statistics
     assert "-Repeat {{ word }}" in out and "+Please repeat {{ word }}" in out
 
 

@@ -267,3 +267,69 @@ def test_the_server_answers_at_once_on_hostile_files(tmp_path: Path) -> None:
         assert rss_mb < 500
     finally:
         raw.close()
+
+
+def test_a_pattern_re2_cannot_run_is_flagged_where_it_is_written() -> None:
+    from prompt_lsp.checks import check_document
+
+    text = (
+        "---\nmodel: openai/gpt-4o-mini\nmetrics:\n"
+        '  - {name: regex, pattern: "(?=x)"}\n'
+        '  - {name: contains, pattern: "(?=x)"}\n'  # not a regex: no finding
+        '  - regex: {pattern: "(a)\\\\1"}\n'
+        '  - regex: {pattern: "^ok$"}\n'
+        "---\nuser:\nhi\n"
+    )
+    findings = [f for f in check_document(parse(text), None) if f.code == "invalid-value"]
+    assert [(f.range.start.line, f.range.start.character, f.message) for f in findings] == [
+        (
+            3,
+            27,
+            "Invalid pattern: invalid perl operator: (?= (the regex metric uses RE2 syntax: no backreferences or lookaround).",
+        ),
+        (
+            5,
+            21,
+            "Invalid pattern: invalid escape sequence: \\1 (the regex metric uses RE2 syntax: no backreferences or lookaround).",
+        ),
+    ]
+
+
+KEEPS_BIG_TEXTS = [
+    "{% set ns = namespace(l=[]) %}{% set big = 'a' * 16000000 %}"
+    "{% for i in range(100000) %}{% set ns.l = ns.l + [big ~ i] %}{% endfor %}{{ ns.l | length }}",
+    "{% set ns = namespace(l=[]) %}{% set big = 'a' * 16000000 %}"
+    "{% for i in range(100000) %}{% set ns.l = ns.l + [big | upper] %}{% endfor %}",
+]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the watchdog reads /proc/self/statm")
+@pytest.mark.parametrize("template", KEEPS_BIG_TEXTS, ids=["concat", "filter"])
+def test_a_loop_keeping_large_texts_is_stopped_by_memory(template: str) -> None:
+    """Each step is within the size limits, but 100,000 of them would keep 1.6 TB."""
+    script = (
+        "import resource, sys\n"
+        "from prompt_lsp.format import parse\n"
+        "from prompt_lsp.format.render import RenderError, render_messages\n"
+        "try:\n"
+        "    render_messages(parse(sys.argv[1]), {})\n"
+        "except RenderError as err:\n"
+        "    print(err)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script, template],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    message, peak_mb = done.stdout.splitlines()
+    # on a loaded machine the 2 s limit may come first; either way memory stays bounded
+    assert message in (
+        "Rendering stopped: it used more than 512 MiB of memory.",
+        "Rendering stopped: it took more than 2 s.",
+    )
+    assert int(peak_mb) < 800, message
+    assert time.monotonic() - started < 10

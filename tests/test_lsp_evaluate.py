@@ -125,19 +125,25 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     # one report as the run starts, then one per finished example
     assert [m.split(" ")[0] for m in messages] == ["0/4", "1/4", "2/4", "3/4", "4/4"]
 
-    # edit: the reply changes, so the score moves by exactly -0.5
+    # edit: the reply changes, so the score moves by exactly -0.5; but 4 examples (3 down, 1
+    # up) cannot tell that from noise: the paired interval includes 0, so ≈ rather than ▼
     second_text = prompt("negative", instruction="Classify the review in one word.")
     await client.change(uri, second_text)
     stale = (await lenses(client, uri))[0]
     assert stale.startswith("exact_match 0.750 (first run)") and stale.endswith("(edited since)")
     title = await evaluate(client, uri)
-    assert title.startswith("exact_match 0.250 ▼0.500 · 4/4 ok · ")
+    assert title.startswith("exact_match 0.250 ≈−0.500 · 4/4 ok · ")
 
     hover = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))
     )
     text = hover.contents.value
-    assert "| exact_match | 0.750 | 0.250 | ▼0.500 |" in text
+    # the interval reaches the lowest possible mean, −1, and crosses 0; decided by 4 examples
+    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 | −0.500 [−1.000, +0." in text
+    assert text.count("| 4 |") == 1
+    # sign flips of (−1, −1, +1, −1): 10 of the 16 have |sum| ≥ 2
+    assert "within noise" in text and "p = 0.625" in text
+    assert "needs ≈" in text
     assert "1 examples improved, 3 regressed." in text
     assert "+Classify the review in one word." in text and "-Classify the review." in text
 
@@ -164,7 +170,7 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     # previous version is now the latest other one evaluated, the second text
     runs_before = runs_in_history(client.root)
     await client.change(uri, first_text)
-    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 ▲0.500 · 4/4 ok")
+    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 ≈+0.500 · 4/4 ok")
     assert runs_in_history(client.root) == runs_before
 
     # compare opens a document with the table and the diff
@@ -173,7 +179,7 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     await execute(client, "prompt-lsp.compareWithPrevious", uri=uri)
     shown = client.shown_documents[-1].uri
     assert shown.endswith("sentiment.compare.md")
-    assert "| exact_match | 0.750 | 0.250 | ▼0.500 |" in Path(shown[len("file://") :]).read_text()
+    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 |" in Path(shown[len("file://") :]).read_text()
 
 
 async def test_cancel_keeps_finished_examples(client: EditorClient) -> None:

@@ -14,7 +14,8 @@ def check_secrets(doc: PromptDocument) -> Iterator[Finding]:
     if not doc.has_front_matter:
         return
     located = front_matter_text(doc.text)
-    if located is None or not might_hold_secrets(located[0]):
+    names = {part for entry in doc.entries for part in entry.path if isinstance(part, str)}
+    if located is None or not might_hold_secrets(located[0], names):
         return
     for secret in find_secrets(located[0], first_line=1):
         yield Finding(

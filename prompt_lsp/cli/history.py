@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from prompt_lsp.evaluation.results import CandidateRecord, RunRecord
     from prompt_lsp.history.store import HistoryStore
 
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import (
+    format_change,
+    format_score,
+    format_when,
+    shorten,
+    stats_sentence,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -164,11 +170,15 @@ def _print_diff(store: HistoryStore, file: str) -> int:
         before = comparison.previous_aggregates.get(key)
         after = current.aggregates.get(key)
         line = Text(f"{key:<14}{format_score(before)} → {format_score(after)}")
+        stat = comparison.stats.get(key)
         if delta is not None:
+            direction = stat.direction if stat else 0
             line.append(
-                f"  {format_delta(delta)}",
-                style="green" if delta > 0 else "red" if delta < 0 else "dim",
+                f"  {format_change(delta, stat)}",
+                style="green" if direction > 0 else "red" if direction < 0 else "dim",
             )
+        if stat is not None and stat.n:
+            line.append(f"  {stats_sentence(stat)}", style="dim")
         console.print(line)
     for title, changes, style in (
         ("regressed", comparison.regressed, "red"),

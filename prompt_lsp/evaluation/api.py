@@ -13,14 +13,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.examples import MAX_EXAMPLES_BYTES, ExampleSet, load_examples
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import (
+    distinct_baseline,
+    format_change,
+    format_interval,
+    format_noise,
+    format_p_value,
+    format_score,
+    format_when,
+    shorten,
+    stats_sentence,
+)
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.history import paths
-from prompt_lsp.history.paths import UnsafePathError, state_root_for, text_version
+from prompt_lsp.history.paths import UnsafePathError, baseline_stamp, state_root_for, text_version
 
 if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.optimize import OptimizeProgress, OptimizeReport
     from prompt_lsp.evaluation.report import RunReport
+    from prompt_lsp.evaluation.results import Comparison, ExampleResult  # noqa: F401 (for server type hints)
     from prompt_lsp.format.model import PromptDocument
 
 __all__ = [
@@ -31,8 +42,12 @@ __all__ = [
     "HistoryStamp",
     "ProgressEvent",
     "UnsafePathError",
+    "distinct_baseline",
     "evaluate",
-    "format_delta",
+    "format_change",
+    "format_interval",
+    "format_noise",
+    "format_p_value",
     "format_score",
     "format_when",
     "history_stamp",
@@ -42,6 +57,7 @@ __all__ = [
     "optimize_document",
     "record_applied",
     "shorten",
+    "stats_sentence",
     "state_root_for",
     "text_version",
     "write_output",
@@ -103,10 +119,12 @@ def last_report(path: Path, text: str, workspace_root: Path | None) -> RunReport
 
 
 def history_stamp(path: Path, workspace_root: Path | None) -> HistoryStamp | None:
-    """Changes whenever the history for `path` changes; None when there is no history yet."""
+    """Changes whenever the history for `path` or its baseline file changes; None when there
+    is no history yet."""
     from prompt_lsp.history.store import database_stamp
 
-    return database_stamp(path, workspace_root)
+    stamp = database_stamp(path, workspace_root)
+    return None if stamp is None else (*stamp, *baseline_stamp(path))
 
 
 def write_output(path: Path, workspace_root: Path | None, name: str, text: str) -> Path:

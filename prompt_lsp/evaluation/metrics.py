@@ -19,9 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2
-
-from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected
+from prompt_lsp.catalog.metrics import METRICS, compile_pattern, regex_needs_expected
 from prompt_lsp.evaluation.sandbox import Limits, SandboxUnavailable, check_available, run_python
 from prompt_lsp.format.secrets import scrub_secrets
 from prompt_lsp.format.settings import MetricSetting
@@ -208,28 +206,11 @@ def _contains(output: str, expected: str, ignore_case: bool) -> MetricScore:
 @functools.lru_cache(maxsize=65536)
 def _regex(output: str, pattern: str) -> MetricScore:
     try:
-        compiled = _compile(pattern)
-    except re2.error as err:
-        return MetricScore(None, f"invalid pattern: {_re2_reason(err)}{RE2_SYNTAX_NOTE}")
+        compiled = compile_pattern(pattern)
+    except ValueError as err:
+        return MetricScore(None, f"invalid pattern: {err}")
     found = compiled.search(output) is not None
     return MetricScore(1.0 if found else 0.0, None if found else "pattern not found")
-
-
-# The pattern comes from the prompt or an examples file, possibly hostile: RE2 matches in
-# linear time (Python's `re` takes 25 s for `^echo: (a+)+$` on one 30-character reply).
-RE2_SYNTAX_NOTE = " (the regex metric uses RE2 syntax: no backreferences or lookaround)"
-
-
-@functools.lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re2._Regexp:
-    options = re2.Options()
-    options.log_errors = False  # RE2 would write every bad pattern to stderr
-    return re2.compile(pattern, options)
-
-
-def _re2_reason(err: Exception) -> str:
-    reason = err.args[0] if err.args else err
-    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,21 +143,37 @@ def run_python(source: str, limits: Limits) -> Outcome:
                 # bwrap's own reaper (PID 1 inside) keeps the environment it was started with
                 launch = _popen(command, stderr, (script.fileno(),), None, _bare_environment())
             else:
-                command = [sys.executable, "-I", "-B", "-c", _launcher(limits), SCRIPT_NAME]
+                command = [sys.executable, "-I", "-S", "-B", "-c", _launcher(limits), SCRIPT_NAME]
                 launch = _popen(command, stderr, (), folder, _minimal_environment(folder))
             returncode, timed_out = _wait(launch, limits.wall_s)
         overflow = stderr_path.stat().st_size >= limits.file_bytes
         return Outcome(returncode, _tail(stderr_path), timed_out, overflow)
 
 
+@functools.cache
+def _bwrap_options(bwrap: str) -> frozenset[str]:
+    """The options this bubblewrap knows (`--disable-userns` needs 0.8, `--size` 0.6)."""
+    try:
+        shown = subprocess.run(
+            [bwrap, "--help"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z][a-z-]+", shown.stdout + shown.stderr))
+
+
 def _bwrap_command(bwrap: str, limits: Limits, script_fd: int) -> list[str]:
     """The bubblewrap command line that runs the script read from `script_fd`."""
     python = os.path.realpath(sys.executable)
+    known = _bwrap_options(bwrap)
+    # no nested namespaces to climb out of the limits (bubblewrap 0.8+)
+    nested = ["--disable-userns"] if "--disable-userns" in known else []
+    size = ["--size", str(limits.work_dir_bytes)] if "--size" in known else []
     command = [
         bwrap,
         "--unshare-all",  # network, PID, IPC, UTS, cgroup and user namespaces
         "--unshare-user",
-        "--disable-userns",  # no nested namespaces to climb out of the limits
+        *nested,
         "--uid",
         "65534",
         "--gid",
@@ -170,12 +187,10 @@ def _bwrap_command(bwrap: str, limits: Limits, script_fd: int) -> list[str]:
         "/proc",
         "--dev",
         "/dev",
-        "--size",
-        str(limits.work_dir_bytes),
+        *size,
         "--tmpfs",
         WORK_DIR,
-        "--size",
-        str(limits.work_dir_bytes),
+        *size,
         "--tmpfs",
         "/tmp",
         "--file",
@@ -188,6 +203,7 @@ def _bwrap_command(bwrap: str, limits: Limits, script_fd: int) -> list[str]:
         "--",
         python,
         "-I",
+        "-S",  # the launcher needs no site-packages: a faster start
         "-B",
         "-c",
         _launcher(limits),
@@ -197,15 +213,17 @@ def _bwrap_command(bwrap: str, limits: Limits, script_fd: int) -> list[str]:
 
 
 def _interpreter_mounts(python: str) -> list[str]:
-    """Read-only binds of what the interpreter needs: `/usr` (libc and friends), the Python
-    prefixes and the folder of the executable; `/bin`, `/lib`… as the host has them."""
+    """Read-only binds of what the interpreter needs: `/usr` (libc and friends), the base
+    Python prefix and the folder of the executable; `/bin`, `/lib`… as the host has them."""
     args: list[str] = []
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    folders = {"/usr", sys.base_prefix, sys.prefix, sys.exec_prefix, os.path.dirname(python)}
+    # the base installation only: a virtual environment (often inside the project) is not
+    # needed by `python -I` and is not shown
+    folders = {"/usr", sys.base_prefix, sys.base_exec_prefix, os.path.dirname(python)}
     kept: list[str] = []
     for folder in sorted(os.path.realpath(f) for f in folders if f):
         if os.path.isdir(folder) and not any(_inside(folder, k) for k in kept):

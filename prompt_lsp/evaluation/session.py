@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -59,7 +61,7 @@ from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
-from prompt_lsp.format.secrets import hash_secrets, redact_text
+from prompt_lsp.format.secrets import hash_secrets, redact_text, scrub_secrets
 from prompt_lsp.format.text import text_version
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
@@ -72,7 +74,7 @@ from prompt_lsp.history.paths import (
     response_cache_path,
     state_root_for,
 )
-from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id
+from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id, set_aside_untrusted
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
@@ -204,6 +206,18 @@ def _local_model_id(model: str, prompt_dir: Path, root: Path) -> str:
     return f"local/{path.resolve()}"
 
 
+def _model_identity(model: str) -> str:
+    """What names the model in cache keys: its id, and for a GGUF file also its size and
+    modification time, so replacing the file at the same path does not reuse old replies."""
+    if not is_local_model(model) or not model.lower().endswith(".gguf"):
+        return model
+    try:
+        stat = Path(model.split("/", 1)[1]).stat()
+    except OSError:
+        return model
+    return f"{model}@{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def _check_local_model(model: str) -> Path:
     """The GGUF file of a `local/…` model; EvalSetupError when the `local` extra is missing
     or the file does not exist."""
@@ -254,6 +268,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
     key_config = hash_secrets(config)  # two keys never share a cache entry
+    key_model = _model_identity(model)
     items = []
     render_errors = []
     for example in examples:
@@ -264,7 +279,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
             items += [WorkItem(example, i, [], "", render_error=str(err)) for i in range(repeat)]
             continue
         for index in range(repeat):
-            key = cache_key(model, messages, key_config, index)
+            key = cache_key(key_model, messages, key_config, index)
             items.append(WorkItem(example, index, messages, key))
     if examples and len(render_errors) == len(examples):
         also = " (and so does every other example)" if len(examples) > 1 else ""
@@ -416,6 +431,9 @@ async def evaluate_prompt(
             raise UnsafePathError(f"{state_dir / HISTORY_FILE} is a symlink: not written through")
     except UnsafePathError as err:
         raise EvalSetupError(str(err)) from None
+    aside = await asyncio.to_thread(set_aside_untrusted, state_dir / HISTORY_FILE)
+    if aside is not None:
+        logger.warning("a history from elsewhere (%s) was set aside as %s", state_dir, aside.name)
     cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     try:
@@ -464,7 +482,20 @@ async def evaluate_prompt(
             cache.close()
     if outcome.task_cancelled:
         raise asyncio.CancelledError
+    attach_baseline(report, path, options.workspace_root)
     return report
+
+
+def attach_baseline(report: RunReport, path: Path, workspace_root: Path | None) -> None:
+    """Compare the report with the baseline file beside the prompt, when there is one; a
+    malformed baseline is a warning, not a failed run."""
+    try:
+        baseline = load_baseline(path, workspace_root)
+    except BaselineError as err:
+        report.warnings.append(f"baseline ignored: {err}")
+        return
+    if baseline is not None and report.status != "failed":
+        report.baseline = compare_with_baseline(report, baseline, "baseline")
 
 
 class _LiveRecorder:
@@ -526,6 +557,7 @@ def _record(
         comparison = compare_with_previous(history, run, results, text)
     report = _report_from(run, results, plan.metrics, plan.path)
     report.comparison = comparison
+    report.config = scrub_secrets(plan.config)
     report.recorded = history is not None
     report.warnings = list(plan.warnings)
     report.calls, report.retries = outcome.calls, outcome.retries
@@ -617,7 +649,15 @@ def history_for(path: Path, workspace_root: Path | None = None) -> tuple[History
     database = root / STATE_DIR_NAME / HISTORY_FILE
     if not database.is_file():
         return None
-    return HistoryStore(database), file_key(path, root)
+    store = HistoryStore(database)
+    try:
+        if not store.trusted():  # it came with the repository: its scores prove nothing
+            store.close()
+            return None
+    except sqlite3.DatabaseError:
+        store.close()
+        return None
+    return store, file_key(path, root)
 
 
 def last_run_for_text(
@@ -646,4 +686,5 @@ def load_last_report(path: Path, text: str, workspace_root: Path | None = None) 
         results = store.results_for_run(run.id)
         report = _report_from(run, results, metric_specs_from_record(run), path)
         report.comparison = compare_with_previous(store, run, results, stored_text(text))
+    attach_baseline(report, path, workspace_root)
     return report

@@ -5,8 +5,8 @@ huge amount of work: `{{ 9**(9**9) }}` runs for minutes in one C call (holding t
 whole server stops), `{{ 'a' * 200000000 }}` or `|indent(1000000)` allocate gigabytes, and two
 nested `range(100000)` loops never end. `BoundedEnvironment` checks every operation that can
 grow a value in one step before it runs (arithmetic, repetition, concatenation, padding
-filters, string methods, `range`, `lipsum`), and `deadline` stops Python-level loops once the
-time is up. Each refusal raises `RenderLimitError`, which says what was refused.
+filters, string methods, `range`, `lipsum`), and `watchdog` stops Python-level loops once the
+time is up or the process has grown too much (a loop keeping many large texts). Each refusal raises `RenderLimitError`, which says what was refused.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import re
 import sys
 import time
@@ -34,6 +35,7 @@ MAX_WIDTH = 100_000  # a padding width or a count passed to a filter or string m
 MAX_JSON_INDENT = 64
 MAX_LIPSUM_PARAGRAPHS = 100
 RENDER_SECONDS = 2.0  # wall time for one render
+RENDER_MEMORY = 512 << 20  # growth of the process's resident memory during one render
 
 
 class RenderLimitError(Exception):
@@ -206,7 +208,7 @@ _FILTER_CHECKS: dict[str, Callable[..., None]] = {
 
 
 def bounded_range(*args: int) -> Iterator[int]:
-    """Jinja's `range`, refusing more than MAX_ITEMS numbers (the deadline stops long loops)."""
+    """Jinja's `range`, refusing more than MAX_ITEMS numbers (the watchdog stops long loops)."""
     numbers = range(*args)
     _refuse_items(len(numbers), "`range`")
     return iter(numbers)
@@ -295,30 +297,53 @@ class BoundedEnvironment(SandboxedEnvironment):
         return "".join(texts)
 
 
-# -- the deadline -----------------------------------------------------------------------------
+# -- the watchdog -----------------------------------------------------------------------------
 
 TEMPLATE_FILENAME = "<template>"  # the file name Jinja gives code compiled from a string
+MEMORY_SAMPLE_S = 0.005  # how often the watchdog reads the process's resident memory
+
+
+def _resident_bytes() -> int | None:
+    """This process's resident memory (Linux: /proc/self/statm); None where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 @contextlib.contextmanager
-def deadline(seconds: float = RENDER_SECONDS) -> Iterator[None]:
-    """Raise RenderLimitError in this thread once `seconds` have passed, at the next line of
-    template code or the next Python call (a trace function: it sees only this thread, and
-    C calls are bounded by BoundedEnvironment's checks)."""
-    end = time.monotonic() + seconds
+def watchdog(seconds: float = RENDER_SECONDS, memory: int = RENDER_MEMORY) -> Iterator[None]:
+    """Raise RenderLimitError in this thread once `seconds` have passed or the process has
+    grown by more than `memory` bytes, at the next line of template code or the next Python
+    call. A trace function: it sees only this thread; each C call it cannot interrupt is
+    bounded by BoundedEnvironment's checks, so a step grows memory by MAX_TEXT at most, and
+    memory is read every few milliseconds (a step of that size takes longer)."""
     monotonic = time.monotonic
+    started = monotonic()
+    end = started + seconds
+    baseline = _resident_bytes()
+    next_sample = [started + MEMORY_SAMPLE_S]
 
-    def expired() -> None:
-        raise RenderLimitError(f"it took more than {seconds:g} s")
+    def check() -> None:
+        now = monotonic()
+        if now > end:
+            raise RenderLimitError(f"it took more than {seconds:g} s")
+        if baseline is not None and now > next_sample[0]:
+            next_sample[0] = now + MEMORY_SAMPLE_S
+            grown = (_resident_bytes() or baseline) - baseline
+            if grown > memory:
+                raise RenderLimitError(f"it used more than {memory >> 20:,} MiB of memory")
 
     def trace_lines(frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
-        if monotonic() > end:
-            expired()
+        check()
         return trace_lines
 
     def trace_calls(frame: FrameType, event: str, arg: object) -> Callable[..., Any] | None:
-        if monotonic() > end:
-            expired()
+        check()
         # only the template's own code is traced line by line: its loops may call nothing
         return trace_lines if frame.f_code.co_filename == TEMPLATE_FILENAME else None
 
@@ -335,5 +360,5 @@ __all__ = [
     "RENDER_SECONDS",
     "BoundedEnvironment",
     "RenderLimitError",
-    "deadline",
+    "watchdog",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateError
 
 from prompt_lsp.format.body import split_messages
-from prompt_lsp.format.limits import MAX_TEXT, BoundedEnvironment, RenderLimitError, deadline
+from prompt_lsp.format.limits import MAX_TEXT, BoundedEnvironment, RenderLimitError, watchdog
 from prompt_lsp.format.model import PromptDocument
 from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import split_lines
@@ -78,7 +78,7 @@ def _render(
     values = {**doc.defaults, **variables}
     try:
         template = _compiled(doc.body, doc.body_start_line)
-        with deadline():
+        with watchdog():
             return _generate(template, values, max_chars)
     except RenderLimitError as err:
         raise RenderLimitExceeded(f"Rendering stopped: {err}.") from err

@@ -11,6 +11,7 @@ or Prompty's `model.connection` / `model.options`) or has the shape of a known p
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -23,9 +24,10 @@ from prompt_lsp.format.model import Position, Range
 
 REDACTED = "<redacted>"
 MIN_SECRET_CHARS = 8
+# `token` but not `tokens` / `max_tokens` / `tokenizer` (counts and settings, not secrets)
 _SECRET_NAME = re.compile(
-    r"(api[_-]?key|secret|token|password|passwd|authorization|credential|access[_-]?key"
-    r"|private[_-]?key|bearer|cookie)",
+    r"(api[_-]?key|secret|token(?![a-z])|password|passwd|authorization|credential"
+    r"|access[_-]?key|private[_-]?key|bearer|cookie)",
     re.I,
 )
 _KEY_SHAPE = re.compile(
@@ -47,9 +49,14 @@ def looks_like_key(value: str) -> bool:
     return bool(_KEY_SHAPE.search(value))
 
 
-def might_hold_secrets(text: str) -> bool:
-    """A cheap test before parsing: no key-like name and no key shape means no secret."""
-    return bool(_SECRET_NAME.search(text) or _KEY_SHAPE.search(text))
+def might_hold_secrets(text: str, names: Iterable[str] | None = None) -> bool:
+    """A cheap test before parsing: no key-like name (among `names`, the front matter's keys
+    when known, else anywhere in `text`) and no key shape means no secret."""
+    if _KEY_SHAPE.search(text):
+        return True
+    if names is None:
+        return bool(_SECRET_NAME.search(text))
+    return any(is_secret_name(name) for name in names)
 
 
 def is_literal_secret(value: str, under_secret_name: bool) -> bool:
@@ -75,22 +82,28 @@ class Secret:
 
 def find_secrets(front_matter: str, first_line: int = 1) -> list[Secret]:
     """Every literal key in `front_matter` (the YAML between the `---` lines, whose first line
-    is line `first_line` of the file). Invalid YAML has none that can be located."""
+    is line `first_line` of the file). Invalid YAML has none that can be located. Remembered
+    per text: a keystroke in the body reads the same front matter again."""
+    return list(_find_secrets(front_matter, first_line))
+
+
+@functools.lru_cache(maxsize=64)
+def _find_secrets(front_matter: str, first_line: int) -> tuple[Secret, ...]:
     try:
         loader = yaml.SafeLoader(front_matter)
     except yaml.YAMLError:
-        return []
+        return ()
     try:
         root = loader.get_single_node()
     except (yaml.YAMLError, RecursionError):
-        return []
+        return ()
     finally:
         loader.dispose()
     if root is None:
-        return []
+        return ()
     found: dict[tuple[int, int], Secret] = {}
     _walk(root, (), False, first_line, found, set())
-    return sorted(found.values(), key=lambda s: s.start)
+    return tuple(sorted(found.values(), key=lambda s: s.start))
 
 
 def _walk(

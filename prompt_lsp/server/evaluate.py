@@ -245,7 +245,8 @@ class Evaluations:
     # ---------------------------------------------------------------- results in the editor
 
     def _publish_example_diagnostics(self, state: DocumentState, report: RunReport) -> None:
-        """Information diagnostics on failed and regressed examples; the next run replaces them."""
+        """Information diagnostics on failed and regressed examples (regressions within the
+        run-to-run noise that repeats measured are left out); the next run replaces them."""
         examples = load_examples(state.doc, state.path)
         by_id = {e.id: e for e in examples.examples} if examples else {}
         notes: list[tuple[Example | None, str]] = []
@@ -255,6 +256,8 @@ class Evaluations:
         comparison = report.comparison
         if comparison is not None:
             for change in comparison.regressed:
+                if not change.beyond_noise:
+                    continue
                 notes.append(
                     (
                         by_id.get(change.example_id),
