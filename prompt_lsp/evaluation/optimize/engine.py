@@ -12,7 +12,6 @@ the final test runs. Scored candidates go to the history as candidates of the fi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import difflib
 import logging
 import statistics
@@ -136,7 +135,7 @@ class OptimizeReport:
             self.winner is not None
             and self.stats is not None
             and self.stats.significant
-            and self.stats.mean_delta > 0
+            and (self.stats.mean_delta or 0.0) > 0
         )
 
     def leaderboard(self) -> list[Candidate]:
@@ -163,12 +162,12 @@ class OptimizeReport:
         if self.winner is None:
             return "no reliable improvement found: no candidate beat the original on validation"
         stats = self.stats
-        if stats is None or self.winner.test is None:
+        if stats is None or self.winner.test is None or stats.mean_delta is None:
             return (
                 "no reliable improvement found: the budget ended before the test split was scored"
             )
         gain = f"{stats.mean_delta:+.3f} {self.metric}"
-        interval = f"95% CI [{stats.ci_low:+.3f}, {stats.ci_high:+.3f}], n={stats.n}"
+        interval = f"95% CI [{stats.ci_low or 0.0:+.3f}, {stats.ci_high or 0.0:+.3f}], n={stats.n}"
         if self.reliable:
             return f"improvement: {gain} on held-out examples ({interval})"
         return f"no reliable improvement found: {gain} on held-out examples is within noise ({interval})"
@@ -201,7 +200,7 @@ class OptimizeReport:
             "winner_text": self.winner.text if self.winner else None,
             "reliable": self.reliable,
             "verdict": self.verdict(),
-            "stats": dataclasses.asdict(self.stats) if self.stats else None,
+            "stats": self.stats.as_dict() if self.stats else None,
             "leaderboard": [candidate(c) for c in self.leaderboard()],
             "diff": self.diff(),
             "calls": self.calls,
