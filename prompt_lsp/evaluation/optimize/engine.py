@@ -445,6 +445,12 @@ class Optimizer:
             for g in self.settings.generators
             if g != REFLECTION
         )
+        need = self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
+        if need > self.budget.remaining:
+            raise EvalSetupError(
+                f"--budget is too small: this file needs at least {need} model calls "
+                "(the original on validation, and the finalists on test)"
+            )
         estimate = self.estimate(first_stage)
         self._progress(
             "estimate",
@@ -452,14 +458,6 @@ class Optimizer:
             "(fewer with cached replies)",
         )
         started = time.perf_counter()
-        if (
-            self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
-            > self.budget.remaining
-        ):
-            need = self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
-            raise EvalSetupError(
-                f"--budget is too small: this file needs at least {need} model calls"
-            )
         best = baseline
         if await self.validate(baseline):
             best = await self._search(baseline)
