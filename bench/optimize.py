@@ -46,14 +46,13 @@ async def bench_sample(name: str, budget: int) -> None:
         f"  original  validation {report.baseline.validation:.3f}  test {report.baseline.test:.3f}"
     )
     if winner is not None:
+        tested = "—" if winner.test is None else f"{winner.test:.3f}"
+        print(f"  winner    validation {winner.validation:.3f}  test {tested}  ({winner.change})")
+    if stats is not None and stats.mean_delta is not None:
         print(
-            f"  winner    validation {winner.validation:.3f}  test {winner.test}  ({winner.change})"
-        )
-    if stats is not None:
-        print(
-            f"  held-out gain {stats.mean_delta:+.3f}  95% CI [{stats.ci_low:+.3f}, "
-            f"{stats.ci_high:+.3f}]  n={stats.n}  p={stats.p_value:.3f}  "
-            f"CI excludes zero: {'yes' if stats.significant else 'no'}"
+            f"  held-out gain {stats.mean_delta:+.3f}  95% CI [{stats.ci_low or 0.0:+.3f}, "
+            f"{stats.ci_high or 0.0:+.3f}]  n={stats.n}  p={stats.p_value or 1.0:.3f}  "
+            f"significant (CI excludes zero and p < 0.05): {'yes' if stats.significant else 'no'}"
         )
     print(f"  verdict: {report.verdict()}")
     print(

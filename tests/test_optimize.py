@@ -6,6 +6,7 @@ so the test knows which change must win and can check that the optimizer found i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -150,7 +151,7 @@ async def test_no_reliable_improvement_when_answers_ignore_the_prompt(workspace)
 
 async def test_stops_at_the_budget_and_still_reports_on_test(workspace) -> None:
     path = workspace()
-    transport = Recorder(reviews(), needs_a_demonstration)
+    transport = Recorder(reviews(), by_input_only)  # never perfect: the search goes on
     report = await optimize(path, transport, budget=60)
     assert len(transport.prompts) == report.calls <= 60
     n_val, n_test = len(report.split.validation), len(report.split.test)
@@ -158,7 +159,7 @@ async def test_stops_at_the_budget_and_still_reports_on_test(workspace) -> None:
     assert report.stopped and "budget of 60" in report.stopped
     assert report.baseline.test is not None
     tested = [c for c in report.candidates if c.test is not None]
-    assert len(tested) == 3  # the original, the winner and the runner-up
+    assert len(tested) == 3  # the original and the two best on validation
     assert report.calls == len(report.candidates) * n_val + len(tested) * n_test
 
 
@@ -369,3 +370,58 @@ async def test_a_small_optimisation_on_the_embedded_model(tmp_path: Path) -> Non
     with HistoryStore(tmp_path / ".prompt-lsp" / "history.sqlite3") as store:
         kept = store.candidates_for_file("route-ticket/route-ticket.prompt")
     assert {c.version for c in kept} == {c.version for c in report.candidates}
+
+
+async def test_a_cost_limit_stops_the_search_and_keeps_room_for_the_test(workspace) -> None:
+    path = workspace()
+    inner = Recorder(reviews(), by_input_only)  # never perfect: the search goes on
+
+    async def priced(model, messages, config, timeout) -> ModelReply:
+        reply = await inner(model, messages, config, timeout)
+        return ModelReply(reply.text, 10, 1, cost=0.001)
+
+    report = await optimize_prompt(
+        path, path.read_text(), EvalOptions(transport=priced), OptimizeSettings(max_cost=0.06)
+    )
+    assert report.cost == pytest.approx(0.001 * len(inner.prompts))
+    assert report.cost <= 0.06
+    assert report.stopped and "cost limit of $0.06" in report.stopped
+    assert report.baseline.test is not None  # the test split still ran
+
+
+async def test_cancel_keeps_what_was_scored_and_calls_no_test_example(workspace) -> None:
+    path = workspace()
+    table = reviews()
+    cancel = asyncio.Event()
+    inner = Recorder(table, by_input_only)  # never perfect: the search goes on
+
+    async def cancelling(model, messages, config, timeout) -> ModelReply:
+        if len(inner.prompts) == 30:
+            cancel.set()
+        return await inner(model, messages, config, timeout)
+
+    report = await optimize_prompt(
+        path, path.read_text(), EvalOptions(transport=cancelling), cancel=cancel
+    )
+    assert report.cancelled and report.verdict().startswith("cancelled")
+    assert report.stats is None and report.baseline.test is None
+    test_inputs = [t for i, t in enumerate(table) if f"r{i:02d}" in set(report.split.test)]
+    assert not any(t in p for p in inner.prompts for t in test_inputs)
+    with HistoryStore(path.parent / ".prompt-lsp" / "history.sqlite3") as store:
+        kept = store.candidates_for_file("test.prompt")
+    assert len(kept) == len(report.candidates) >= 2  # the candidates finished before the cancel
+
+
+async def test_a_small_set_is_cross_validated_without_a_candidates_own_demonstrations(
+    workspace,
+) -> None:
+    table = dict(list(reviews().items())[:12])
+    path = workspace(table=table)
+    report = await optimize(path, Recorder(table, needs_a_demonstration))
+    split = report.split
+    assert split.cross_validate and len(split.test) == 3
+    pool = set(split.train) | set(split.validation)
+    for candidate in report.candidates:
+        scored = set(candidate.validation_scores)
+        assert scored == pool - set(candidate.demo_ids)  # never its own answers
+    assert report.winner is not None and report.winner.generator == "demonstrations"

@@ -58,7 +58,7 @@ class Optimization:
 def apply_title(report: OptimizeReport) -> str:
     """ "Apply optimized prompt (+0.12 exact_match on held-out examples)"."""
     stats = report.stats
-    if stats is None:
+    if stats is None or stats.mean_delta is None:
         return "Apply optimized prompt (not scored on held-out examples)"
     gain = f"{stats.mean_delta:+.2f} {report.metric} on held-out examples"
     return f"Apply optimized prompt ({gain}{'' if report.reliable else ', within noise'})"

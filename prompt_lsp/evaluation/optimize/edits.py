@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prompt_lsp.catalog.tokens import family_for_model
@@ -361,7 +361,10 @@ def token_variants(text: str, model: str) -> list[Variant]:
     return [v for v in variants if v.text != text]
 
 
-def _framed(text: str, shape: QueryShape, edit, what: str) -> Variant:  # noqa: ANN001
+BlockEdit = Callable[[list[str], QueryShape], list[str]]
+
+
+def _framed(text: str, shape: QueryShape, edit: BlockEdit, what: str) -> Variant:
     lines = text.split("\n")
     for start, end in sorted([*shape.demo_blocks, (shape.start, shape.end)], reverse=True):
         lines[start:end] = edit(lines[start:end], shape)

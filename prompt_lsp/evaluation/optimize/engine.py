@@ -12,7 +12,6 @@ the final test runs. Scored candidates go to the history as candidates of the fi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import difflib
 import logging
 import statistics
@@ -27,7 +26,12 @@ from prompt_lsp.evaluation.metrics import as_text, prepare_metrics
 from prompt_lsp.evaluation.optimize.edits import GENERATORS, Variant, all_variants
 from prompt_lsp.evaluation.optimize.split import DEFAULT_SPLIT, Split, split_examples
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError
-from prompt_lsp.evaluation.providers import ModelReply, Transport, litellm_transport
+from prompt_lsp.evaluation.providers import (
+    ModelReply,
+    Transport,
+    is_local_model,
+    litellm_transport,
+)
 from prompt_lsp.evaluation.results import CandidateRecord
 from prompt_lsp.evaluation.runner import Runner, RunSettings
 from prompt_lsp.evaluation.session import (
@@ -46,6 +50,7 @@ from prompt_lsp.history.store import HistoryStore, new_run_id
 logger = logging.getLogger(__name__)
 DEFAULT_BUDGET = 300
 REFLECTION = "reflection"
+PERFECT = (1.0, 1.0)  # every validation example right (metrics score 0..1)
 
 
 class BudgetExhausted(Exception):
@@ -130,7 +135,7 @@ class OptimizeReport:
             self.winner is not None
             and self.stats is not None
             and self.stats.significant
-            and self.stats.mean_delta > 0
+            and (self.stats.mean_delta or 0.0) > 0
         )
 
     def leaderboard(self) -> list[Candidate]:
@@ -157,12 +162,12 @@ class OptimizeReport:
         if self.winner is None:
             return "no reliable improvement found: no candidate beat the original on validation"
         stats = self.stats
-        if stats is None or self.winner.test is None:
+        if stats is None or self.winner.test is None or stats.mean_delta is None:
             return (
                 "no reliable improvement found: the budget ended before the test split was scored"
             )
         gain = f"{stats.mean_delta:+.3f} {self.metric}"
-        interval = f"95% CI [{stats.ci_low:+.3f}, {stats.ci_high:+.3f}], n={stats.n}"
+        interval = f"95% CI [{stats.ci_low or 0.0:+.3f}, {stats.ci_high or 0.0:+.3f}], n={stats.n}"
         if self.reliable:
             return f"improvement: {gain} on held-out examples ({interval})"
         return f"no reliable improvement found: {gain} on held-out examples is within noise ({interval})"
@@ -195,7 +200,7 @@ class OptimizeReport:
             "winner_text": self.winner.text if self.winner else None,
             "reliable": self.reliable,
             "verdict": self.verdict(),
-            "stats": dataclasses.asdict(self.stats) if self.stats else None,
+            "stats": self.stats.as_dict() if self.stats else None,
             "leaderboard": [candidate(c) for c in self.leaderboard()],
             "diff": self.diff(),
             "calls": self.calls,
@@ -277,25 +282,48 @@ class Optimizer:
     # ---------------------------------------------------------------- calls and scores
 
     @property
-    def _test_reserve(self) -> int:
+    def test_reserve(self) -> int:
         """Calls kept for the test split: the original, the winner and the runners-up."""
         return (1 + self.settings.test_top) * len(self.split.test) * self.plan.repeat
 
     def estimate(self, first_stage: int) -> int:
         """The most calls the run plans to make: the original and each planned candidate on
-        validation, and two prompts on test."""
+        validation, and the finalists on test."""
         per_candidate = len(self.split.validation_for(())) * self.plan.repeat
         planned = 1 + first_stage * self.settings.rounds + 2 * len(self.settings.generators)
-        total = planned * per_candidate + self._test_reserve
+        total = planned * per_candidate + self.test_reserve
         limit = self.settings.budget
         return total if limit is None else min(total, limit)
 
-    async def _score(
+    def _cost_estimate(self, calls: int) -> str:
+        """≈ USD for `calls` calls, from the model's price and the original's prompt length
+        (demonstrations make candidates longer: counted as half as long again)."""
+        from prompt_lsp.catalog.models import lookup_model
+        from prompt_lsp.catalog.tokenizer import count_tokens
+
+        info = lookup_model(self.plan.model)
+        if info is None or info.input_cost_per_token is None:
+            return "" if is_local_model(self.plan.model) else ", cost unknown"
+        sample = [i for i in self.plan.items if i.messages][:5]
+        if not sample or not (info.input_cost_per_token or info.output_cost_per_token):
+            return ", $0"
+        prompt = sum(
+            count_tokens("\n".join(m["content"] for m in i.messages), self.plan.model)
+            for i in sample
+        ) / len(sample)
+        answer = self.plan.config.get("max_tokens")
+        answer = answer if isinstance(answer, int) else 256
+        per_call = 1.5 * prompt * info.input_cost_per_token + answer * (
+            info.output_cost_per_token or 0.0
+        )
+        return f", ≈ ${calls * per_call:.4f}"
+
+    async def score(
         self, candidate: Candidate, ids: tuple[str, ...], reserve: int
     ) -> tuple[dict[str, float], float] | None:
-        """Per-example headline scores and the `near` share on `ids` (mean over repeats; a failed call scores 0),
-        or None when the candidate cannot be scored within the budget, was cancelled or fails
-        to render."""
+        """Per-example headline scores and the `near` share on `ids` (mean over repeats; a
+        failed call scores 0), or None when the candidate cannot be scored within the budget,
+        was cancelled or fails to render."""
         try:
             plan = plan_run(self.path, candidate.text, self.options)
         except EvalSetupError as err:
@@ -311,7 +339,9 @@ class Optimizer:
             if uncached > self.budget.remaining - reserve:
                 self.stopped = f"the budget of {self.budget.limit} model calls is spent"
                 return None
-            if self.settings.max_cost is not None and self.cost >= self.settings.max_cost:
+            per_call = self.cost / self.budget.used if self.budget.used else 0.0
+            limit = self.settings.max_cost
+            if limit is not None and self.cost + per_call * (uncached + reserve) > limit:
                 self.stopped = f"the cost limit of ${self.settings.max_cost:g} is reached"
                 return None
             if uncached and not self.prepared:
@@ -360,10 +390,10 @@ class Optimizer:
 
     async def validate(self, candidate: Candidate) -> bool:
         """Score `candidate` on validation; False when it could not be scored."""
-        if self._stop():
+        if self.should_stop():
             return False
         ids = self.split.validation_for(candidate.demo_ids)
-        scored = await self._score(candidate, ids, self._test_reserve)
+        scored = await self.score(candidate, ids, self.test_reserve)
         if scored is None:
             return False
         scores, candidate.near = scored
@@ -375,7 +405,7 @@ class Optimizer:
         self._progress("validation", f"{candidate.step}: {candidate.validation:.3f}{near}")
         return True
 
-    def _stop(self) -> bool:
+    def should_stop(self) -> bool:
         return (
             self.cancelled or self.stopped is not None or bool(self.cancel and self.cancel.is_set())
         )
@@ -415,25 +445,28 @@ class Optimizer:
             for g in self.settings.generators
             if g != REFLECTION
         )
-        estimate = self.estimate(first_stage)
-        self._progress("estimate", f"up to {estimate} model calls (fewer with cached replies)")
-        started = time.perf_counter()
-        if (
-            self._test_reserve + len(self.split.validation_for(())) * self.plan.repeat
-            > self.budget.remaining
-        ):
-            need = self._test_reserve + len(self.split.validation_for(())) * self.plan.repeat
+        need = self.test_reserve + len(self.split.validation_for(())) * self.plan.repeat
+        if need > self.budget.remaining:
             raise EvalSetupError(
-                f"--budget is too small: this file needs at least {need} model calls"
+                f"--budget is too small: this file needs at least {need} model calls "
+                "(the original on validation, and the finalists on test)"
             )
+        estimate = self.estimate(first_stage)
+        self._progress(
+            "estimate",
+            f"up to {estimate} model calls{self._cost_estimate(estimate)} "
+            "(fewer with cached replies)",
+        )
+        started = time.perf_counter()
         best = baseline
         if await self.validate(baseline):
             best = await self._search(baseline)
-        elif not self._stop():
+        elif not self.should_stop():
             raise EvalSetupError(baseline.error or "the original prompt could not be scored")
         winner = best if best is not baseline else None
+        self.cancelled = self.cancelled or bool(self.cancel and self.cancel.is_set())
         stats = None
-        if not self._stop() or (self.stopped and not self.cancelled):
+        if not self.should_stop() or (self.stopped and not self.cancelled):
             stats = await self._test(baseline, winner)
         report = OptimizeReport(
             path=self.path,
@@ -463,8 +496,8 @@ class Optimizer:
         for round_ in range(self.settings.rounds):
             improved = False
             for generator in self.settings.generators:
-                if self._stop():
-                    return best
+                if self.should_stop() or best.rank >= PERFECT:
+                    return best  # nothing left to find on validation
                 if generator == REFLECTION:
                     stage_best = await self._reflect(best)
                 else:
@@ -485,6 +518,8 @@ class Optimizer:
             candidate = known or candidate
             if stage_best is None or candidate.rank > stage_best.rank:
                 stage_best = candidate
+            if stage_best.rank >= PERFECT:
+                break
         return stage_best
 
     async def _reflect(self, parent: Candidate) -> Candidate | None:
@@ -498,13 +533,12 @@ class Optimizer:
         any test example is rendered into a call."""
         finalists = [baseline] + ([winner] if winner else [])
         others = [c for c in self._ranked() if c not in finalists]
-        finalists += others[: max(0, self.settings.test_top - 1)]
-        self.stopped_before_test = self.stopped
-        self.stopped = None
+        finalists += others[: max(0, self.settings.test_top - (winner is not None))]
+        stopped_before_test, self.stopped = self.stopped, None
         for candidate in finalists:
             if self.cancelled or (self.cancel and self.cancel.is_set()):
                 break
-            scored = await self._score(candidate, self.split.test, 0)
+            scored = await self.score(candidate, self.split.test, 0)
             if scored is None:
                 continue
             scores = scored[0]
@@ -512,7 +546,7 @@ class Optimizer:
             candidate.test = statistics.fmean(scores.values()) if scores else 0.0
             self._record(candidate, status="winner" if candidate is winner else "scored")
             self._progress("test", f"{candidate.id}: {candidate.test:.3f} on test")
-        self.stopped = self.stopped_before_test or self.stopped
+        self.stopped = stopped_before_test or self.stopped
         if winner is None or winner.test is None or baseline.test is None:
             return None
         return paired_comparison(baseline.test_scores, winner.test_scores, seed=self.settings.seed)
@@ -524,22 +558,14 @@ class Optimizer:
     # ---------------------------------------------------------------- history and progress
 
     def _record(self, candidate: Candidate, status: str = "scored") -> None:
-        record = CandidateRecord(
-            optimization=self.optimization_id,
-            file=self.plan.file,
-            base_version=self.base_version,
-            version=candidate.version,
-            text=stored_text(candidate.text),
-            change=candidate.change,
-            generator=candidate.generator,
-            model=self.plan.model,
-            metric=self.metric,
-            validation=candidate.validation,
-            validation_n=len(candidate.validation_scores),
-            test=candidate.test,
-            test_n=len(candidate.test_scores),
-            created_at=time.time(),
-            status=status,
+        record = candidate_record(
+            self.optimization_id,
+            self.plan.file,
+            self.base_version,
+            self.plan.model,
+            self.metric,
+            candidate,
+            status,
         )
         state_dir = ensure_state_dir(self.plan.root / STATE_DIR_NAME)
         with HistoryStore(state_dir / HISTORY_FILE) as store:
@@ -555,6 +581,35 @@ class Optimizer:
             self.on_progress(event)
         except Exception:  # a broken display must not end the run
             logger.exception("progress callback failed")
+
+
+def candidate_record(
+    optimization: str,
+    file: str,
+    base_version: str,
+    model: str,
+    metric: str,
+    candidate: Candidate,
+    status: str,
+) -> CandidateRecord:
+    """A scored candidate as the history keeps it (key-like values redacted from its text)."""
+    return CandidateRecord(
+        optimization=optimization,
+        file=file,
+        base_version=base_version,
+        version=candidate.version,
+        text=stored_text(candidate.text),
+        change=candidate.change,
+        generator=candidate.generator,
+        model=model,
+        metric=metric,
+        validation=candidate.validation,
+        validation_n=len(candidate.validation_scores),
+        test=candidate.test,
+        test_n=len(candidate.test_scores),
+        created_at=time.time(),
+        status=status,
+    )
 
 
 def _first_line_holds(output: str | None, expected: object) -> float:
@@ -591,22 +646,14 @@ def record_applied(report: OptimizeReport, workspace_root: Path | None = None) -
             report.file, report.baseline.version, stored_text(report.baseline.text)
         )
         store.record_candidate(
-            CandidateRecord(
-                optimization=report.optimization_id,
-                file=report.file,
-                base_version=report.baseline.version,
-                version=winner.version,
-                text=stored_text(winner.text),
-                change=winner.change,
-                generator=winner.generator,
-                model=report.model,
-                metric=report.metric,
-                validation=winner.validation,
-                validation_n=len(winner.validation_scores),
-                test=winner.test,
-                test_n=len(winner.test_scores),
-                created_at=time.time(),
-                status="applied",
+            candidate_record(
+                report.optimization_id,
+                report.file,
+                report.baseline.version,
+                report.model,
+                report.metric,
+                winner,
+                "applied",
             )
         )
 

@@ -64,14 +64,12 @@ class PromptAdapter:
         text = with_instruction(self.parent.text, candidate.get(COMPONENT, ""))
         scores = {e.id: 0.0 for e in batch}
         outputs: dict[str, str] = {}
-        if text is not None and not self.optimizer._stop():
+        if text is not None and not self.optimizer.should_stop():
             probe = self.optimizer.new_candidate(
                 Variant(text, "reflective rewrite (probe)", "reflection"), self.parent
             )
-            reserve = self.optimizer._test_reserve
-            scored = self._on_loop(
-                self.optimizer._score(probe, tuple(e.id for e in batch), reserve)
-            )
+            reserve = self.optimizer.test_reserve
+            scored = self._on_loop(self.optimizer.score(probe, tuple(e.id for e in batch), reserve))
             if scored is not None:
                 scores.update(scored[0])
                 outputs = probe.outputs
@@ -126,7 +124,7 @@ async def reflect(optimizer: Optimizer, parent: Candidate, model: str) -> Candid
 
     by_id = {e.id: e for e in optimizer.plan.examples}
     validation = optimizer.split.validation_for(parent.demo_ids)
-    room = int(min(optimizer.budget.remaining, 10**9)) - optimizer._test_reserve - len(validation)
+    room = int(min(optimizer.budget.remaining, 10**9)) - optimizer.test_reserve - len(validation)
     max_calls = min(room, MAX_METRIC_CALLS_PER_VALIDATION * len(validation))
     if max_calls < 2 * len(validation):
         return None
@@ -141,7 +139,7 @@ async def reflect(optimizer: Optimizer, parent: Candidate, model: str) -> Candid
         adapter=adapter,
         reflection_lm=adapter.reflection_lm,
         max_metric_calls=max_calls,
-        stop_callbacks=[lambda _state: optimizer._stop()],
+        stop_callbacks=[lambda _state: optimizer.should_stop()],
         logger=_Quiet(),
         display_progress_bar=False,
         raise_on_exception=False,
