@@ -414,8 +414,32 @@ def test_declare_fix_creates_the_schema_in_examples_mode(tmp_path: Path) -> None
     path = tmp_path / "p.prompt"
     (finding,) = of_code(check(text, path), "undefined-variable")
     repaired = fixed(text, finding)
-    assert "input:\n  schema:\n    b: string\n" in repaired
-    assert not of_code(check(repaired, path), "yaml-syntax")
+    # `a`, which the examples give, is declared with `b` (else the new schema leaves it
+    # undeclared), and `b`, which no example gives, is optional (else every example lacks it)
+    assert "input:\n  schema:\n    a: string\n    b?: string\n" in repaired
+    after = check(repaired, path)
+    assert not of_code(after, "yaml-syntax")
+    assert not [f for f in after if f.severity == Severity.ERROR], after
+
+
+def test_declare_fix_leaves_fewer_problems_than_it_found(tmp_path: Path) -> None:
+    """The issue's case: examples lack the new variable, so a required one would turn one
+    error into one per example."""
+    (tmp_path / "cases.jsonl").write_text(
+        "".join(f'{{"input": {{"article": "text {n}"}}}}\n' for n in range(14))
+    )
+    text = (
+        "---\nexamples: cases.jsonl\ninput:\n  schema:\n    article: string\n---\n"
+        "{{ article }} about {{ topic }}\n"
+    )
+    path = tmp_path / "p.prompt"
+    before = check(text, path)
+    (finding,) = of_code(before, "undefined-variable")
+    (fix,) = finding.fixes
+    assert fix.title == "Declare 'topic' in input.schema (optional)"
+    after = check(fixed(text, finding), path)
+    assert len(after) < len(before), after
+    assert not [f for f in after if f.severity == Severity.ERROR], after
 
 
 # ----------------------------------------------------------------------------- unused-variable

@@ -110,6 +110,8 @@ describe('extension with a server that starts', () => {
       cache: true,
       debounce: 150,
       historyPath: '',
+      codeLens: true,
+      scoreNotification: true,
     });
     assert.equal(world.opened.at(-1)?.content, result);
   });
@@ -151,7 +153,10 @@ describe('extension without a server', () => {
     assert.deepEqual(world.messages, [
       {
         level: 'error',
-        text: 'prompt-lsp server not found. Install it with `pip install prompt-lsp` or set promptLsp.serverCommand.',
+        text:
+          'prompt-lsp server not found. Install it with `pip install prompt-lsp` (in the workspace\'s .venv, ' +
+          'or the interpreter selected in the Python extension) or set promptLsp.serverCommand. ' +
+          'Tried: /nonexistent/bin/prompt-lsp.',
         items: ['Open Settings'],
       },
     ]);
