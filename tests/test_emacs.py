@@ -16,11 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SESSION = Path(__file__).resolve().parent / "emacs" / "session.el"
 
 
+PROBE = """(progn (require 'package)
+  (add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa")
+  (package-initialize) (require 'eglot))"""
+
+
 def _eglot_missing() -> bool:
     if shutil.which("emacs") is None:
         return True
     probe = subprocess.run(
-        ["emacs", "-Q", "--batch", "--eval", "(require 'eglot)"], capture_output=True, timeout=60
+        ["emacs", "-Q", "--batch", "--eval", PROBE], capture_output=True, timeout=60
     )
     return probe.returncode != 0
 

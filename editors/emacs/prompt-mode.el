@@ -21,7 +21,10 @@
 ;; `M-x eglot-code-actions' lists them with the quick fixes.
 ;;
 ;; Setup (also under emacs -Q):
-;;   (require 'eglot)
+;;   (require 'package)
+;;   (add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa") ; Debian's elpa-eglot
+;;   (package-initialize)
+;;   (require 'eglot)            ; built in from Emacs 29
 ;;   (add-to-list 'load-path "/path/to/prompt-lsp/editors/emacs")
 ;;   (require 'prompt-mode)
 ;;   (add-hook 'prompt-mode-hook #'eglot-ensure)

@@ -1,9 +1,14 @@
 ;;; session.el --- Emacs 28 + eglot, batch: the README setup, then what a user checks  -*- lexical-binding: t; -*-
 ;; emacs -Q --batch -l session.el   with PROMPT_LSP_EMACS_DIR, PROMPT_FILE, PROMPT_LSP_PYTHON set.
 ;; Prints "step ok" lines on stderr; exits 1 with "FAIL: ..." at the first failure.
-;; PROMPT_LSP_EVALUATE=1 also runs Evaluate (the embedded model).
+;; PROMPT_LSP_EVALUATE=1 runs Evaluate through its code action instead (the embedded model).
 
 ;; The README snippet, as written there:
+(require 'package)
+;; Emacs 28: eglot is a package (Emacs 29+ has it built in). Debian's elpa-eglot is in this
+;; folder, which `emacs -Q' does not look in; a package.el install is found without it.
+(add-to-list 'package-directory-list "/usr/share/emacs/site-lisp/elpa")
+(package-initialize)
 (require 'eglot)
 (add-to-list 'load-path (getenv "PROMPT_LSP_EMACS_DIR"))
 (require 'prompt-mode)
@@ -39,6 +44,7 @@
 (wait-for "eglot to manage the buffer" 30 (lambda () (bound-and-true-p eglot--managed-mode)))
 (note "server ok")
 
+(defun editing-checks ()
 ;; 1. diagnostics (flymake, fed by eglot)
 (let ((found (wait-for "the undefined-variable diagnostic" 30
                        (lambda ()
@@ -91,17 +97,19 @@
   (note "code actions: %s" (string-join titles ", "))
   (dolist (wanted '("Evaluate this prompt" "Compare with the previous version" "Show rendered prompt"))
     (unless (member wanted titles) (fail "no %S code action" wanted))))
-(note "code actions ok")
+(note "code actions ok"))
 
-(when (equal (getenv "PROMPT_LSP_EVALUATE") "1")
-  (setq session-messages nil)
-  (prompt-evaluate)
-  (wait-for "the start message" 30
-            (lambda () (cl-find-if (lambda (m) (string-match-p "Evaluating " m)) session-messages)))
-  (let ((score (wait-for "the score message" 300
-                         (lambda () (cl-find-if (lambda (m) (string-match-p "rougeL [0-9]" m))
-                                                session-messages)))))
-    (note "score message: %s" score))
-  (note "evaluate ok"))
+(if (equal (getenv "PROMPT_LSP_EVALUATE") "1")
+    (progn
+      (setq session-messages nil)
+      (prompt-evaluate)
+      (wait-for "the start message" 30
+                (lambda () (cl-find-if (lambda (m) (string-match-p "Evaluating " m)) session-messages)))
+      (let ((score (wait-for "the score message" 300
+                             (lambda () (cl-find-if (lambda (m) (string-match-p "rougeL [0-9]" m))
+                                                    session-messages)))))
+        (note "score message: %s" score))
+      (note "evaluate ok"))
+  (editing-checks))
 
 (kill-emacs 0)
