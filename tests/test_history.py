@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from prompt_lsp.evaluation.results import ExampleResult, RunRecord
 from prompt_lsp.history.compare import (
     compare_runs,
     compare_with_previous,
@@ -17,7 +18,7 @@ from prompt_lsp.history.compare import (
     metric_deltas,
 )
 from prompt_lsp.history.paths import ensure_state_dir, file_key, state_dir_for
-from prompt_lsp.history.store import ExampleResult, HistoryStore, RunRecord, new_run_id
+from prompt_lsp.history.store import HistoryStore, new_run_id
 
 # ---------------------------------------------------------------------------- state folder
 

@@ -365,7 +365,7 @@ async def test_setup_errors(write_prompt: Callable[..., Path]) -> None:
         await evaluate(undefined)
 
     unknown = write_prompt(PROMPT.replace("- exact_match", "- exactmatch"), name="c.prompt")
-    with pytest.raises(EvalSetupError, match="unknown metric `exactmatch`.*exact_match"):
+    with pytest.raises(EvalSetupError, match="Unknown metric .exactmatch.*exact_match"):
         await evaluate(unknown)
 
     with pytest.raises(EvalSetupError, match="no example with id nope"):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "local/gemma-3-270m"
+DEFAULT_MODEL = "local/gemma-3-270m"  # the model of a file that names none
 LOCAL_PROVIDER = "local"
 DEFAULT_MODEL_CONTEXT = 32768
 

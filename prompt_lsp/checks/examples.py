@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from prompt_lsp.catalog.metrics import METRICS
-from prompt_lsp.catalog.models import DEFAULT_MODEL, lookup_model
+from prompt_lsp.catalog.models import lookup_model
 from prompt_lsp.catalog.tokenizer import count_tokens
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity
-from prompt_lsp.checks.front_matter import metric_entries
 from prompt_lsp.format.examples import ExampleSet, examples_path
 from prompt_lsp.format.model import PromptDocument, Range
 from prompt_lsp.format.render import RenderError, render_text, split_rendered
@@ -59,7 +58,7 @@ def check_examples_file(
             "examples-not-found",
             Severity.ERROR,
             rng,
-            f"Examples file '{doc.metadata.get('examples')}' does not exist.",
+            f"Examples file '{doc.settings.examples}' does not exist.",
             fixes=(_create_examples_fix(doc, path),) if path is not None else (),
         )
         return
@@ -149,12 +148,13 @@ def check_example_variables(doc: PromptDocument, examples: ExampleSet) -> Iterat
 
 
 def check_expected(doc: PromptDocument, examples: ExampleSet) -> Iterator[Finding]:
-    for name, _entry, rng in metric_entries(doc):
+    for metric in doc.settings.metrics:
+        name, rng = metric.name, metric.range
         info = METRICS.get(name)
         if (
             info is None
             or not info.needs_expected
-            or (name == "regex" and _has_pattern(_entry.value))
+            or (name == "regex" and metric.options.get("pattern"))
         ):
             continue
         lacking = [e for e in examples.examples if not e.has_expected]
@@ -169,15 +169,11 @@ def check_expected(doc: PromptDocument, examples: ExampleSet) -> Iterator[Findin
         )
 
 
-def _has_pattern(value: object) -> bool:
-    return isinstance(value, dict) and bool(value.get("pattern"))
-
-
 def check_context(
     doc: PromptDocument, examples: ExampleSet, default_model: str | None
 ) -> Iterator[Finding]:
     """Render the largest example and count its tokens against the model's context window."""
-    model = doc.model_id or default_model or DEFAULT_MODEL
+    model = doc.settings.model_or_default(default_model)
     info = lookup_model(model)
     limit = info.max_input_tokens if info else None
     if not limit or not examples.examples or not doc.template_ok:

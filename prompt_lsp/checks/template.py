@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.catalog.tokens import SEED_TOKENS, family_for_model, lookup_token, token_pairs
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
 from prompt_lsp.checks.front_matter import did_you_mean, replace_fixes, suggestion_hint
@@ -311,7 +310,7 @@ def check_filters(doc: PromptDocument) -> Iterator[Finding]:
 def check_token_balance(doc: PromptDocument) -> Iterator[Finding]:
     """An opening token needs its closing one: `<start>`/`<end>`, `<x>`/`</x>`, `[INST]`/`[/INST]`."""
     pairs = dict(token_pairs())
-    declared = {t for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
+    declared = set(doc.settings.tokens)
     for token in doc.tokens:
         if not _is_angle_tag(token.text):
             continue
@@ -368,11 +367,11 @@ def _is_angle_tag(text: str) -> bool:
 
 
 def check_foreign_tokens(doc: PromptDocument, default_model: str | None) -> Iterator[Finding]:
-    model = doc.model_id or default_model or DEFAULT_MODEL
+    model = doc.settings.model_or_default(default_model)
     family = family_for_model(model)
     if family is None:
         return
-    declared = {t for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
+    declared = set(doc.settings.tokens)
     own = {t.text for t in family.tokens} | {t.text for t in SEED_TOKENS}
     for use in doc.tokens:
         token = lookup_token(use.text)

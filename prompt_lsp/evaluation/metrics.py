@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected, suggest_metric
+from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected
+from prompt_lsp.format.settings import MetricSetting
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 CODE_TESTS_TIMEOUT_S = 10.0
@@ -38,10 +39,6 @@ EXTRA_OPTIONS = {"code_tests": ("timeout",)}
 
 # (model, messages) -> the judge's reply text. The runner passes one with retries and caching.
 JudgeCall = Callable[[str, list[dict[str, str]]], Awaitable[str]]
-
-
-class MetricSpecError(ValueError):
-    """`metrics:` names an unknown metric or is malformed (the message says which)."""
 
 
 @dataclass
@@ -85,56 +82,12 @@ class MetricScore:
     reason: str | None = None
 
 
-# ---------------------------------------------------------------------------- parsing specs
+# ---------------------------------------------------------------------------- specs
 
 
-def parse_metric_specs(raw: Any) -> list[MetricSpec]:
-    """Read `metrics:`: a name, or a list of names and `{name, threshold?, ...options}` mappings
-    (`{rougeL: {threshold: 0.3}}` works too). Raises MetricSpecError on unknown metrics."""
-    if raw is None:
-        return []
-    items = raw if isinstance(raw, list) else [raw]
-    specs = [_parse_one(item, position) for position, item in enumerate(items, start=1)]
-    seen: dict[str, int] = {}
-    for spec in specs:
-        seen[spec.name] = seen.get(spec.name, 0) + 1
-        if seen[spec.name] > 1:
-            spec.key = f"{spec.name}#{seen[spec.name]}"
-    return specs
-
-
-def _parse_one(item: Any, position: int) -> MetricSpec:
-    if isinstance(item, str):
-        return MetricSpec(_known_name(item.strip()))
-    if not isinstance(item, Mapping):
-        raise MetricSpecError(f"metric {position}: expected a name or a mapping, got {item!r}")
-    data = dict(item)
-    if "name" not in data and len(data) == 1:
-        ((name, options),) = data.items()
-        data = {"name": name, **(options if isinstance(options, Mapping) else {})}
-    name = data.pop("name", None)
-    if not isinstance(name, str) or not name.strip():
-        raise MetricSpecError(f"metric {position}: a mapping needs a `name`")
-    threshold = data.pop("threshold", None)
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, int | float)
-    ):
-        raise MetricSpecError(f"metric {name}: `threshold` must be a number, got {threshold!r}")
-    return MetricSpec(
-        _known_name(name.strip()),
-        float(threshold) if threshold is not None else None,
-        {str(k): v for k, v in data.items()},
-    )
-
-
-def _known_name(name: str) -> str:
-    if name in METRICS:
-        return name
-    hints = suggest_metric(name)
-    hint = f" (did you mean {' or '.join(hints)}?)" if hints else ""
-    raise MetricSpecError(
-        f"unknown metric `{name}`{hint}; known: {', '.join(METRICS)}",
-    )
+def metric_spec(setting: MetricSetting) -> MetricSpec:
+    """A run's spec of one `metrics:` entry, as `format.settings` read it."""
+    return MetricSpec(setting.name, setting.threshold, dict(setting.options), setting.key)
 
 
 # ---------------------------------------------------------------------------- scoring

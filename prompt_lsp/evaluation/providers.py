@@ -25,13 +25,6 @@ from typing import Any
 
 from prompt_lsp.catalog.models import LOCAL_PROVIDER
 
-# Dotprompt's config names, in case a config reaches us unresolved.
-CONFIG_ALIASES = {
-    "maxOutputTokens": "max_tokens",
-    "topP": "top_p",
-    "topK": "top_k",
-    "stopSequences": "stop",
-}
 # The variable to name when a provider's key is missing (litellm may list several).
 PROVIDER_KEY_VARIABLES = {
     "openai": "OPENAI_API_KEY",
@@ -133,13 +126,6 @@ def litellm_is_loaded() -> bool:
 
 
 # ---------------------------------------------------------------------------- config
-
-
-def translate_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The prompt's `config` as litellm keyword arguments (Dotprompt names translated)."""
-    if not isinstance(config, Mapping):
-        return {}
-    return {CONFIG_ALIASES.get(str(k), str(k)): v for k, v in config.items()}
 
 
 def is_secret_name(name: str) -> bool:

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation.metrics import MetricSpec
-from prompt_lsp.history.compare import Comparison, ExampleChange
-from prompt_lsp.history.store import ExampleResult
+from prompt_lsp.evaluation.results import Comparison, ExampleChange, ExampleResult
 
 
 @dataclass
@@ -50,15 +49,6 @@ class RunReport:
     @property
     def headline(self) -> MetricSpec | None:
         return self.metrics[0] if self.metrics else None
-
-    @property
-    def headline_score(self) -> float | None:
-        spec = self.headline
-        return self.aggregates.get(spec.key) if spec else None
-
-    @property
-    def finished(self) -> int:
-        return len(self.results)
 
     @property
     def mean_latency_s(self) -> float | None:

@@ -30,7 +30,7 @@ from prompt_lsp.evaluation.providers import (
     is_retryable,
     retry_after_seconds,
 )
-from prompt_lsp.history.store import ExampleResult
+from prompt_lsp.evaluation.results import ExampleResult
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 60.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import importlib.util
 import logging
 import sys
@@ -20,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -32,12 +30,11 @@ from prompt_lsp.evaluation.local_model import (
 )
 from prompt_lsp.evaluation.metrics import (
     MetricSpec,
-    MetricSpecError,
-    parse_metric_specs,
+    metric_spec,
     prepare_metrics,
 )
+from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
-    Transport,
     is_local_model,
     litellm_transport,
     load_litellm,
@@ -45,9 +42,9 @@ from prompt_lsp.evaluation.providers import (
     model_setup_problem,
     redact_secret_lines,
     scrub_secrets,
-    translate_config,
 )
 from prompt_lsp.evaluation.report import RunReport
+from prompt_lsp.evaluation.results import ExampleResult, RunRecord
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -61,48 +58,21 @@ from prompt_lsp.evaluation.runner import (
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.format.text import text_version
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
     CACHE_FILE,
     HISTORY_FILE,
+    STATE_DIR_NAME,
     ensure_state_dir,
     file_key,
     state_root_for,
 )
-from prompt_lsp.history.store import ExampleResult as ExampleResult  # re-export
-from prompt_lsp.history.store import HistoryStore, RunRecord, new_run_id
+from prompt_lsp.history.store import HistoryStore, new_run_id
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
 logger = logging.getLogger(__name__)
-
-
-class EvalSetupError(Exception):
-    """The run cannot start (no examples, a render error, an unknown metric, a missing key or
-    extra). The message is one line meant for the user."""
-
-
-@dataclass
-class EvalOptions:
-    model: str | None = None  # overrides the file's model
-    concurrency: int | None = None
-    repeat: int | None = None
-    use_cache: bool = True
-    timeout: float | None = None
-    workspace_root: Path | None = None
-    example_ids: list[str] | None = None  # run only these
-    default_model: str | None = None  # editor setting; the file's `model:` wins over it
-    retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
-    transport: Transport | None = None  # default: litellm.acompletion
-
-
-@dataclass
-class ProgressEvent:
-    done: int
-    total: int
-    failed: int
-    example_id: str | None
-    eta_s: float | None
 
 
 @dataclass
@@ -127,12 +97,6 @@ class RunPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def text_version(text: str) -> str:
-    """A version is the SHA-256 of the file's text (a lone surrogate an editor sent hashes as
-    its code point rather than failing)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 def stored_text(text: str, doc: PromptDocument | None = None) -> str:
     """The prompt text as history keeps it: key-like front matter values redacted."""
     doc = doc if doc is not None else parse(text)
@@ -144,15 +108,11 @@ def stored_text(text: str, doc: PromptDocument | None = None) -> str:
 
 def resolve_model(doc: PromptDocument, options: EvalOptions) -> str:
     """--model / the lens's override, else the file's `model:`, else the editor's default."""
-    return options.model or doc.model_id or options.default_model or DEFAULT_MODEL
+    return options.model or doc.settings.model_or_default(options.default_model)
 
 
-def _eval_settings(doc: PromptDocument) -> dict[str, Any]:
-    settings = doc.metadata.get("eval")
-    return settings if isinstance(settings, dict) else {}
-
-
-def _positive_int(value: Any, what: str, default: int) -> int:
+def _positive_int(value: int | None, what: str, default: int) -> int:
+    """A command-line or editor override (the file's values are checked by format.settings)."""
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -160,7 +120,7 @@ def _positive_int(value: Any, what: str, default: int) -> int:
     return value
 
 
-def _positive_number(value: Any, what: str, default: float) -> float:
+def _positive_number(value: float | None, what: str, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -203,11 +163,8 @@ def _select_examples(
 
 
 def _metrics_for(doc: PromptDocument, examples: list[Example]) -> list[MetricSpec]:
-    try:
-        metrics = parse_metric_specs(doc.metadata.get("metrics"))
-    except MetricSpecError as err:
-        raise EvalSetupError(str(err)) from err
-    if not metrics and "metrics" not in doc.metadata and any(e.has_expected for e in examples):
+    metrics = [metric_spec(m) for m in doc.settings.metrics]
+    if not metrics and not doc.settings.metrics_declared and any(e.has_expected for e in examples):
         metrics = [MetricSpec(DEFAULT_METRIC)]
     return metrics
 
@@ -256,12 +213,16 @@ def _check_local_model(model: str) -> Path:
 
 
 def check_parsable(doc: PromptDocument) -> None:
-    """EvalSetupError naming the first YAML or template syntax error: nothing else about the
-    prompt can be trusted until it is fixed."""
+    """EvalSetupError naming the first YAML or template syntax error, or the first front matter
+    value the checks report as an error: nothing else about the prompt can be trusted until it
+    is fixed, and a run never accepts what the editor marks as wrong."""
     for problem in doc.problems:
         if problem.code in ("yaml-syntax", "template-syntax", "parse-error"):
             line = problem.range.start.line + 1
             raise EvalSetupError(f"line {line}: {problem.message} (run `prompt-lsp check`)")
+    for setting in doc.settings.errors:
+        line = setting.range.start.line + 1
+        raise EvalSetupError(f"line {line}: {setting.message} (run `prompt-lsp check`)")
 
 
 def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
@@ -273,18 +234,16 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     model = resolve_model(doc, options)
     if is_local_model(model):
         model = _local_model_id(model, path.resolve().parent)
-    settings = _eval_settings(doc)
-    repeat = _positive_int(options.repeat or settings.get("repeat"), "eval.repeat", 1)
+    run = doc.settings.run
+    repeat = _positive_int(options.repeat or run.repeat, "--repeat", 1)
     concurrency = _positive_int(
-        options.concurrency or settings.get("concurrency"), "eval.concurrency", DEFAULT_CONCURRENCY
+        options.concurrency or run.concurrency, "--concurrency", DEFAULT_CONCURRENCY
     )
     if is_local_model(model):
         concurrency = 1  # one generation at a time anyway; keeps per-call timeouts honest
-    timeout_s = _positive_number(
-        options.timeout or settings.get("timeout"), "eval.timeout", DEFAULT_TIMEOUT_S
-    )
-    use_cache = options.use_cache and settings.get("cache", True) is not False
-    config = translate_config(doc.metadata.get("config"))
+    timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
+    use_cache = options.use_cache and run.cache is not False
+    config = dict(doc.settings.config)
     key_config = scrub_secrets(config)
     items = []
     render_errors = []
@@ -426,7 +385,7 @@ async def evaluate_prompt(
     run with status "cancelled"; a task cancel then re-raises CancelledError."""
     plan = plan_run(path, text, options)
     started_at, started = time.time(), time.perf_counter()
-    state_dir = ensure_state_dir(plan.root / ".prompt-lsp")
+    state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
     cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     try:
@@ -572,7 +531,7 @@ def metric_specs_from_record(run: RunRecord) -> list[MetricSpec]:
 def history_for(path: Path, workspace_root: Path | None = None) -> tuple[HistoryStore, str] | None:
     """The history store and file key for `path`; None when nothing was ever recorded."""
     root = state_root_for(path, workspace_root)
-    database = root / ".prompt-lsp" / HISTORY_FILE
+    database = root / STATE_DIR_NAME / HISTORY_FILE
     if not database.is_file():
         return None
     return HistoryStore(database), file_key(path, root)

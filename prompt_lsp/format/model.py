@@ -7,7 +7,10 @@ line. The server converts them to the client's position encoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prompt_lsp.format.settings import PromptSettings
 
 
 @dataclass(frozen=True, order=True)
@@ -109,7 +112,8 @@ class PromptDocument:
     front_matter_range: Range | None = None  # from the opening `---` to the closing one
     front_matter_closed: bool = False  # the closing `---` is there
     body_start_line: int = 0  # first line of the template body
-    metadata: dict[str, Any] = field(default_factory=dict)  # front matter, aliases resolved
+    metadata: dict[str, Any] = field(default_factory=dict)  # raw, aliases resolved: read `settings`
+    settings: PromptSettings = field(default_factory=lambda: _no_settings())  # typed front matter
     entries: list[Entry] = field(default_factory=list)
     schema: list[SchemaField] = field(default_factory=list)
     has_schema: bool = False  # an input schema is declared (even an empty one)
@@ -150,13 +154,17 @@ class PromptDocument:
 
     @property
     def model_id(self) -> str | None:
-        model = self.metadata.get("model")
-        return model if isinstance(model, str) and model else None
+        return self.settings.model
 
     @property
     def name(self) -> str | None:
-        name = self.metadata.get("name")
-        return name if isinstance(name, str) else None
+        return self.settings.name
 
     def end_position(self) -> Position:
         return Position(len(self.lines) - 1, len(self.lines[-1]) if self.lines else 0)
+
+
+def _no_settings() -> PromptSettings:
+    from prompt_lsp.format.settings import PromptSettings
+
+    return PromptSettings()

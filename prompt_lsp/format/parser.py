@@ -8,6 +8,7 @@ from prompt_lsp.catalog.tokens import lookup_token
 from prompt_lsp.format.body import ROLE_MARKER, find_tokens, split_messages
 from prompt_lsp.format.frontmatter import parse_front_matter
 from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
+from prompt_lsp.format.settings import read_settings
 from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import OffsetMap, split_lines
 
@@ -64,7 +65,7 @@ def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | N
         analysis.ok,
     )
     doc.problems.extend(analysis.problems)
-    declared = {str(t) for t in doc.metadata.get("tokens") or [] if isinstance(t, str)}
+    declared = set(doc.settings.tokens)
     doc.tokens = find_tokens(
         body,
         analysis.data_spans,
@@ -127,3 +128,4 @@ def _read_front_matter(doc: PromptDocument) -> None:
     doc.defaults = front.defaults
     doc.default_entries = front.default_entries
     doc.problems.extend(front.problems)
+    doc.settings = read_settings(front.metadata, front.entries, front.schema)

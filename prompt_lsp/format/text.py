@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import re
 
 from prompt_lsp.format.model import Position
@@ -27,3 +28,17 @@ class OffsetMap:
         offset = max(0, min(offset, self._length))
         line = bisect.bisect_right(self._starts, offset) - 1
         return Position(self._first_line + line, offset - self._starts[line])
+
+
+def text_version(text: str) -> str:
+    """A version is the SHA-256 of the file's text (a lone surrogate an editor sent hashes as
+    its code point rather than failing)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def one_line(text: object, width: int = 60) -> str:
+    """`text` (a value's repr when not a string) on one line of at most `width` characters."""
+    if text is None or text == "":
+        return ""
+    flat = " ".join((text if isinstance(text, str) else repr(text)).split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"

@@ -8,45 +8,11 @@ example's score is the mean over its repeats.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 
-from prompt_lsp.history.store import ExampleResult, HistoryStore, RunRecord
+from prompt_lsp.evaluation.results import Comparison, ExampleChange, ExampleResult, RunRecord
+from prompt_lsp.history.store import HistoryStore
 
 SCORE_EPSILON = 1e-9
-
-
-@dataclass(frozen=True)
-class ExampleChange:
-    """An example whose score on `metric` moved between the two versions."""
-
-    example_id: str
-    metric: str
-    before: float
-    after: float
-    before_output: str | None
-    after_output: str | None
-
-    @property
-    def delta(self) -> float:
-        return self.after - self.before
-
-
-@dataclass
-class Comparison:
-    """The current run against the previous version's run (current − previous)."""
-
-    current_run_id: str
-    current_version: str
-    previous_run_id: str
-    previous_version: str
-    previous_model: str
-    previous_finished_at: float
-    previous_aggregates: dict[str, float | None]
-    deltas: dict[str, float | None]
-    improved: list[ExampleChange] = field(default_factory=list)
-    regressed: list[ExampleChange] = field(default_factory=list)
-    diff: str = ""  # unified diff, previous text → current text
-    metric: str | None = None  # the metric example changes are judged by (the headline)
 
 
 def metric_deltas(
@@ -129,11 +95,8 @@ def compare_runs(
         text_now = store.version_text(current.file, current.version) or ""
     text_before = store.version_text(previous.file, previous.version) or ""
     return Comparison(
-        current_run_id=current.id,
-        current_version=current.version,
         previous_run_id=previous.id,
         previous_version=previous.version,
-        previous_model=previous.model,
         previous_finished_at=previous.finished_at,
         previous_aggregates=dict(previous.aggregates),
         deltas=metric_deltas(current.aggregates, previous.aggregates),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from prompt_lsp.format.text import text_version as text_version  # a version's identity
+
 STATE_DIR_NAME = ".prompt-lsp"
 HISTORY_FILE = "history.sqlite3"
 CACHE_FILE = "cache.sqlite3"
@@ -53,3 +55,15 @@ def file_key(prompt_path: Path, root: Path) -> str:
         return resolved.relative_to(root.resolve()).as_posix()
     except ValueError:
         return resolved.as_posix()
+
+
+def history_path_for(prompt_path: Path, workspace_root: Path | None = None) -> Path:
+    """The history database that records runs of `prompt_path` (it may not exist yet)."""
+    return state_dir_for(prompt_path, workspace_root) / HISTORY_FILE
+
+
+def output_dir(prompt_path: Path, workspace_root: Path | None = None) -> Path:
+    """`<root>/.prompt-lsp/out`, created: where documents shown in the editor are written."""
+    out = ensure_state_dir(state_dir_for(prompt_path, workspace_root)) / "out"
+    out.mkdir(exist_ok=True)
+    return out

@@ -15,9 +15,11 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.history.paths import history_path_for
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
@@ -71,63 +73,6 @@ CREATE TABLE IF NOT EXISTS results (
     PRIMARY KEY (run_id, example_index, repeat)
 );
 """
-
-
-@dataclass
-class ExampleResult:
-    """One model call on one example (one repeat of it) and its scores."""
-
-    index: int  # the example's 0-based position
-    id: str  # the example's id
-    inputs: dict[str, Any]
-    expected: Any
-    output: str | None
-    scores: dict[str, float | None] = field(default_factory=dict)
-    reasons: dict[str, str] = field(default_factory=dict)
-    latency_s: float | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float = 0.0
-    error: str | None = None
-    cached: bool = False
-    repeat: int = 0  # 0-based repeat number when `eval.repeat` > 1
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass
-class RunRecord:
-    """One evaluation of one version of one prompt file, as history keeps it."""
-
-    id: str
-    file: str  # relative to the state root (see paths.file_key)
-    version: str  # sha256 of the prompt text
-    model: str
-    started_at: float  # unix time
-    finished_at: float
-    status: str  # "ok" | "cancelled" | "failed"
-    metrics: list[dict[str, Any]]  # [{"name": "rougeL", "threshold": 0.3}, ...]; first = headline
-    aggregates: dict[str, float | None]
-    stdev: dict[str, float]
-    cost: float
-    prompt_tokens: int
-    completion_tokens: int
-    n_ok: int
-    n_failed: int
-    total: int
-    duration_s: float
-    repeat: int = 1
-
-    @property
-    def metric_names(self) -> list[str]:
-        return [str(m["name"]) for m in self.metrics]
-
-    @property
-    def headline(self) -> str | None:
-        names = self.metric_names
-        return names[0] if names else None
 
 
 def new_run_id() -> str:
@@ -400,3 +345,18 @@ def _result_from_row(row: sqlite3.Row) -> ExampleResult:
         cached=bool(row["cached"]),
         repeat=row["repeat"],
     )
+
+
+def database_stamp(prompt_path: Path, workspace_root: Path | None = None) -> tuple[int, ...] | None:
+    """When the history of `prompt_path` last changed (its WAL file takes every commit); None
+    when there is no history yet."""
+    database = history_path_for(prompt_path, workspace_root)
+    stamps: list[int] = []
+    for path in (database, database.with_name(database.name + "-wal")):
+        try:
+            stat = path.stat()
+        except OSError:
+            stamps.append(0)
+            continue
+        stamps += [stat.st_mtime_ns, stat.st_size]
+    return tuple(stamps) if stamps[0] else None

@@ -57,7 +57,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Eva
         ),
     )
     @contained(default=None)
-    def code_action(
+    async def code_action(
         ls: PromptServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         uri = params.text_document.uri
@@ -67,8 +67,13 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Eva
             state = ls.state(uri)
             if state is None:
                 return None
-            actions = _quick_fixes(state, params.range) + _prompt_actions(evaluations, state)
-        only = params.context.only
+            findings = await scheduler.quick_findings(state)  # for the text the client has now
+            actions = []
+            for finding in _findings_for(state, findings, params):
+                diagnostic = to_diagnostic(finding, state.positions, state.uri)
+                actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
+            actions += _prompt_actions(evaluations, state)
+        only = params.context.only if params.context else None
         if only:
             actions = [a for a in actions if _kind_wanted(a.kind, only)]
         return actions or None
@@ -105,19 +110,6 @@ def _kind_wanted(kind: str | None, only: list[str]) -> bool:
     )
 
 
-def _quick_fixes(state: DocumentState, client_range: types.Range) -> list[types.CodeAction]:
-    if state.findings is None:
-        return []
-    wanted = state.positions.from_client_range(client_range)
-    actions = []
-    for finding in state.findings:
-        if finding.range.start > wanted.end or finding.range.end < wanted.start:
-            continue
-        diagnostic = to_diagnostic(finding, state.positions, state.uri)
-        actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
-    return actions
-
-
 def _command_action(title: str, kind: str, command: str, argument: dict) -> types.CodeAction:
     return types.CodeAction(
         title, kind=kind, command=types.Command(title=title, command=command, arguments=[argument])
@@ -127,7 +119,7 @@ def _command_action(title: str, kind: str, command: str, argument: dict) -> type
 def _prompt_actions(evaluations: Evaluations, state: DocumentState) -> list[types.CodeAction]:
     """What the prompt's lenses offer, as source actions on the whole file."""
     argument = {"uri": state.uri}
-    evaluation = evaluations.by_uri.get(state.uri)
+    evaluation = evaluations.running(state.uri)
     if evaluation is not None and evaluation.running:
         return [_command_action("Cancel evaluation", CANCEL_KIND, CANCEL, argument)]
     return [
@@ -150,6 +142,26 @@ def _example_actions(evaluations: Evaluations, uri: str, line: int) -> list[type
             f"Show example {example.id} rendered", SHOW_RENDERED_KIND, SHOW_RENDERED, argument
         ),
     ]
+
+
+def _findings_for(
+    state: DocumentState, findings: list[Finding], params: types.CodeActionParams
+) -> list[Finding]:
+    """The findings of the current analysis the request is about: those overlapping its range,
+    and those equivalent (same code, overlapping range) to a diagnostic the client sent, which
+    may have been computed for an earlier version of the text."""
+    spans = [state.positions.from_client_range(params.range)]
+    codes: set[str] = set()
+    for diagnostic in params.context.diagnostics if params.context else []:
+        spans.append(state.positions.from_client_range(diagnostic.range))
+        if diagnostic.code is not None:
+            codes.add(str(diagnostic.code))
+    chosen = []
+    for finding in findings:
+        overlaps = [not (f.start > finding.range.end or f.end < finding.range.start) for f in spans]
+        if overlaps[0] or (finding.code in codes and any(overlaps[1:])):
+            chosen.append(finding)
+    return chosen
 
 
 def _action(

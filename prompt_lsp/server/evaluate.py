@@ -9,21 +9,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 from lsprotocol import types
-from pygls.uris import to_fs_path
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.checks.examples import examples_range
-from prompt_lsp.evaluation.examples import load_examples
+from prompt_lsp.evaluation import api
+from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError, HistoryStamp, load_examples
 from prompt_lsp.format.examples import Example, examples_path
 from prompt_lsp.format.model import Position, Range
 from prompt_lsp.server.clients import client_features
-from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
+from prompt_lsp.server.diagnostics import DiagnosticsScheduler
+from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, Evaluation, EvaluationNotes, fs_path
 from prompt_lsp.server.evaluate_text import (
     compare_document,
     comparison_markdown,
@@ -34,6 +33,9 @@ from prompt_lsp.server.evaluate_text import (
 )
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.api import RunReport
 
 EVALUATE = "prompt-lsp.evaluate"
 CANCEL = "prompt-lsp.cancelEvaluation"
@@ -60,46 +62,31 @@ class ExampleArgs:
     example: str | None = None  # the example's id (or 1-based number); default the first
 
 
-@dataclass
-class Evaluation:
-    """The state of evaluations of one prompt document."""
-
-    task: asyncio.Task | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    done: int = 0
-    total: int = 0
-    failed: int = 0
-    report: Any = None  # the last finished RunReport (any version of the text)
-    examples_uri: str | None = None  # where per-example diagnostics were published
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-
 class Evaluations:
     def __init__(self, ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         self.ls = ls
         self.scheduler = scheduler
-        self.by_uri: dict[str, Evaluation] = {}
+        self.documents = ls.documents
         # (uri, text sha) -> (history stamp, RunReport | None), oldest first
-        self.known: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.known: dict[tuple[str, str], tuple[HistoryStamp | None, RunReport | None]] = {}
         self._last_refresh = 0.0
 
     def of(self, uri: str) -> Evaluation:
-        return self.by_uri.setdefault(uri, Evaluation())
+        return self.documents.record(uri).evaluation
+
+    def running(self, uri: str) -> Evaluation | None:
+        record = self.documents.existing(uri)
+        return record.evaluation if record is not None else None
 
     # ---------------------------------------------------------------- history
 
-    def report_for(self, state: DocumentState) -> Any:
+    def report_for(self, state: DocumentState) -> RunReport | None:
         """The latest run of exactly this text, from history (no model call). Answers are kept
         until the history database changes, so a run made elsewhere (the CLI, another editor)
         shows up at the next request."""
-        from prompt_lsp.evaluation.session import load_last_report, text_version
-
         if state.path is None:
             return None
-        key = (state.uri, text_version(state.doc.text))
+        key = (state.uri, api.text_version(state.doc.text))
         stamp = self._history_stamp(state)
         cached = self.known.get(key)
         if cached is not None and cached[0] == stamp:
@@ -108,7 +95,7 @@ class Evaluations:
             report = None
             if stamp is not None:
                 try:
-                    report = load_last_report(state.path, state.doc.text, self.root(state))
+                    report = api.last_report(state.path, state.doc.text, self.root(state))
                 except Exception as err:  # a broken history must not break the editor
                     self.ls.log_to_client(f"history lookup failed: {err!r}")
             self._remember(key, stamp, report)
@@ -118,39 +105,27 @@ class Evaluations:
                 evaluation.report = report  # shown with "(edited since)" after the next edit
         return report
 
-    def _remember(self, key: tuple[str, str], stamp: Any, report: Any) -> None:
+    def _remember(
+        self, key: tuple[str, str], stamp: HistoryStamp | None, report: RunReport | None
+    ) -> None:
         self.known.pop(key, None)
         self.known[key] = (stamp, report)
         while len(self.known) > KNOWN_TEXTS:
             self.known.pop(next(iter(self.known)))
 
-    def _history_stamp(self, state: DocumentState) -> tuple[int, ...] | None:
-        """When the history database last changed (its WAL file takes every commit)."""
-        from prompt_lsp.history.paths import HISTORY_FILE, state_dir_for
+    def _history_stamp(self, state: DocumentState) -> HistoryStamp | None:
+        return api.history_stamp(state.path, self.root(state))
 
-        database = state_dir_for(state.path, self.root(state)) / HISTORY_FILE
-        stamps = []
-        for path in (database, database.with_name(database.name + "-wal")):
-            try:
-                stat = path.stat()
-            except OSError:
-                stamps.append(0)
-                continue
-            stamps += [stat.st_mtime_ns, stat.st_size]
-        return tuple(stamps) if stamps[0] else None
-
-    def shown_report(self, state: DocumentState) -> tuple[Any, bool]:
+    def shown_report(self, state: DocumentState) -> tuple[RunReport | None, bool]:
         """The run to show for this text: its own (from history, by hash), else the last run
         made in this session (a cancelled or failed one, or one of an earlier text)."""
-        from prompt_lsp.evaluation.session import text_version
-
         current = self.report_for(state)
         if current is not None:
             return current, False
-        evaluation = self.by_uri.get(state.uri)
+        evaluation = self.running(state.uri)
         if evaluation is None or evaluation.report is None:
             return None, False
-        return evaluation.report, evaluation.report.version != text_version(state.doc.text)
+        return evaluation.report, evaluation.report.version != api.text_version(state.doc.text)
 
     def root(self, state: DocumentState) -> Path | None:
         setting = self.ls.settings.history_path
@@ -211,8 +186,6 @@ class Evaluations:
         return token
 
     async def _run(self, state: DocumentState, evaluation: Evaluation, token: str | None) -> None:
-        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
-
         if token is not None:
             future = self.ls.work_done_progress.tokens.get(token)
             if future is not None:
@@ -250,7 +223,7 @@ class Evaluations:
 
         message = "done"
         try:
-            report = await evaluate_prompt(
+            report = await api.evaluate(
                 state.path, state.doc.text, self.options(state), on_progress, evaluation.cancel
             )
         except EvalSetupError as err:
@@ -269,7 +242,7 @@ class Evaluations:
             evaluation.report = report
             self._remember((state.uri, report.version), self._history_stamp(state), report)
             message = score_title(report, edited=False)
-            self._publish_example_diagnostics(state, evaluation, report)
+            self._publish_example_diagnostics(state, report)
             self._tell_score(state, report)
         finally:
             if token is not None:
@@ -278,26 +251,21 @@ class Evaluations:
             evaluation.task = None
             self.refresh(force=True)
 
-    def options(self, state: DocumentState, example_ids: list[str] | None = None):
+    def options(self, state: DocumentState, example_ids: list[str] | None = None) -> EvalOptions:
         """Editor settings as run options; the file's front matter wins over them."""
-        from prompt_lsp.evaluation.session import EvalOptions
-
         settings = self.ls.settings
-        eval_block = state.doc.metadata.get("eval")
-        eval_block = eval_block if isinstance(eval_block, dict) else {}
+        run = state.doc.settings.run
         return EvalOptions(
             default_model=settings.default_model,
-            concurrency=None if "concurrency" in eval_block else settings.concurrency,
-            use_cache=eval_block.get("cache", settings.cache) is not False,
+            concurrency=None if run.concurrency is not None else settings.concurrency,
+            use_cache=settings.cache if run.cache is None else run.cache,
             workspace_root=self.root(state),
             example_ids=example_ids,
         )
 
     # ---------------------------------------------------------------- results in the editor
 
-    def _publish_example_diagnostics(
-        self, state: DocumentState, evaluation: Evaluation, report: Any
-    ) -> None:
+    def _publish_example_diagnostics(self, state: DocumentState, report: RunReport) -> None:
         """Information diagnostics on failed and regressed examples; the next run replaces them."""
         examples = load_examples(state.doc, state.path)
         by_id = {e.id: e for e in examples.examples} if examples else {}
@@ -338,23 +306,17 @@ class Evaluations:
                 in_prompt.append(_info(line, text, "evaluation"))
                 continue
             in_prompt.append(_info(rng, text, "evaluation", related))
-        self.scheduler.extra[state.uri] = in_prompt
-        if state.findings is not None:
-            self.scheduler.publish(state)
-        if evaluation.examples_uri and (
-            source is None or evaluation.examples_uri != source.as_uri()
-        ):
-            self._publish_file(evaluation.examples_uri, [])
-        if source is not None:
-            evaluation.examples_uri = source.as_uri()
-            self._publish_file(evaluation.examples_uri, in_file)
-
-    def _publish_file(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
-        self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+        self.documents.set_notes(
+            state.uri,
+            EvaluationNotes(
+                version=report.version,
+                in_prompt=in_prompt,
+                examples_uri=source.as_uri() if source is not None else None,
+                in_examples=in_file,
+            ),
         )
 
-    def _tell_score(self, state: DocumentState, report: Any) -> None:
+    def _tell_score(self, state: DocumentState, report: RunReport) -> None:
         """The score after a run: as `promptLsp/score` to a client that handles it (a status
         bar, the Neovim plugin), else as a message every client shows."""
         title = score_title(report, edited=False)
@@ -369,7 +331,7 @@ class Evaluations:
     # ---------------------------------------------------------------- lenses
 
     def prompt_lenses(self, state: DocumentState) -> list[types.CodeLens]:
-        evaluation = self.by_uri.get(state.uri)
+        evaluation = self.running(state.uri)
         top = types.Range(types.Position(0, 0), types.Position(0, 0))
         args = [{"uri": state.uri}]
 
@@ -400,7 +362,10 @@ class Evaluations:
 
     def readers_of(self, uri: str) -> list[DocumentState]:
         """The open prompts whose examples file is `uri`."""
-        path = Path(to_fs_path(uri)).resolve()
+        path = fs_path(uri)
+        if path is None:
+            return []
+        path = path.resolve()
         readers = []
         for state in self.ls.open_states():
             target = examples_path(state.doc, state.path)
@@ -420,7 +385,7 @@ class Evaluations:
     def example_lenses(self, uri: str) -> list[types.CodeLens]:
         """Per-example scores in an examples file, from the last run of a prompt that reads it."""
         for state in self.readers_of(uri):
-            evaluation = self.by_uri.get(state.uri)
+            evaluation = self.running(state.uri)
             report = self.report_for(state) or (evaluation.report if evaluation else None)
             examples = load_examples(state.doc, state.path)
             if report is None or examples is None:
@@ -457,16 +422,10 @@ class Evaluations:
     # ---------------------------------------------------------------- documents to show
 
     async def show(self, state: DocumentState, name: str, text: str) -> None:
-        from prompt_lsp.history.paths import ensure_state_dir, state_root_for
-
-        root = state_root_for(state.path, self.root(state)) if state.path else None
-        if root is None:
+        if state.path is None:
             self.ls.show_to_client(text)
             return
-        out = ensure_state_dir(root / ".prompt-lsp") / "out"
-        out.mkdir(exist_ok=True)
-        target = out / name
-        target.write_text(text, encoding="utf-8")
+        target = api.write_output(state.path, self.root(state), name, text)
         window = self.ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
             await self.ls.window_show_document_async(
@@ -507,7 +466,7 @@ def _name_of(state: DocumentState) -> str:
 
 
 def _model_of(state: DocumentState, default_model: str | None) -> str:
-    return state.doc.model_id or default_model or DEFAULT_MODEL
+    return state.doc.settings.model_or_default(default_model)
 
 
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
@@ -543,7 +502,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(CANCEL)
     @contained()
     def cancel(ls: PromptServer, args: UriArgs) -> None:
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if evaluation is None or not evaluation.running:
             ls.show_to_client("No evaluation of this prompt is running.")
             return
@@ -552,7 +511,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(STATUS)
     @contained()
     def status(ls: PromptServer, args: UriArgs) -> None:
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if evaluation is not None and evaluation.running:
             ls.show_to_client(
                 f"Evaluating: {evaluation.done}/{evaluation.total} done, {evaluation.failed} failed."
@@ -570,7 +529,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     async def compare(ls: PromptServer, args: UriArgs) -> None:
         state = state_for(args.uri)
         report = await asyncio.to_thread(evaluations.report_for, state)
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if report is None and evaluation is not None:
             report = evaluation.report
         if report is None or report.comparison is None:
@@ -584,8 +543,6 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(RUN_EXAMPLE)
     @contained()
     async def run_example(ls: PromptServer, args: ExampleArgs) -> None:
-        from prompt_lsp.evaluation.session import EvalSetupError, evaluate_prompt
-
         state = state_for(args.uri)
         if state.path is None:
             ls.show_to_client("Save the prompt to a file first.", types.MessageType.Warning)
@@ -597,7 +554,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
         wanted = args.example or examples.examples[0].id
         options = evaluations.options(state, example_ids=[wanted])
         try:
-            report = await evaluate_prompt(state.path, state.doc.text, options)
+            report = await api.evaluate(state.path, state.doc.text, options)
         except EvalSetupError as err:
             ls.show_to_client(
                 f"prompt-lsp: cannot run example {wanted}: {err}", types.MessageType.Error

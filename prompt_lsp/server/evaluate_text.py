@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
-from prompt_lsp.evaluation.examples import load_examples
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.api import (
+    format_delta,
+    format_score,
+    format_when,
+    load_examples,
+    shorten,
+)
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.api import ExampleResult, RunReport
+    from prompt_lsp.evaluation.results import ExampleChange
 
 MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
@@ -24,7 +33,7 @@ def _money(cost: float) -> str:
     return "$0" if not cost else f"${cost:.4f}"
 
 
-def score_title(report: Any, edited: bool) -> str:
+def score_title(report: RunReport, edited: bool) -> str:
     """`rougeL 0.412 ▲0.051 · rouge1 0.480 ▼0.012 · 12/12 ok · 4.1 s · $0.0003`."""
     comparison = report.comparison
     parts = []
@@ -47,7 +56,7 @@ def score_title(report: Any, edited: bool) -> str:
     return f"{title} (edited since)" if edited else title
 
 
-def example_lens_title(report: Any, result: Any) -> str:
+def example_lens_title(report: RunReport, result: ExampleResult) -> str:
     if result.error:
         return f"✗ {_brief(result.error, 80)}"
     headline = report.headline
@@ -73,7 +82,9 @@ def changed_lines(diff: str) -> list[str]:
 
 
 def comparison_markdown(
-    report: Any, edited: bool, evaluate_hint: str = "Run **Evaluate** (or `prompt-lsp eval FILE`)"
+    report: RunReport | None,
+    edited: bool,
+    evaluate_hint: str = "Run **Evaluate** (or `prompt-lsp eval FILE`)",
 ) -> str:
     """The comparison hover; `evaluate_hint` says how the user's client starts a run."""
     if report is None:
@@ -157,7 +168,7 @@ def word_diff(before: str, after: str) -> str:
     return "".join(out)
 
 
-def _changes_section(title: str, changes: list[Any]) -> list[str]:
+def _changes_section(title: str, changes: list[ExampleChange]) -> list[str]:
     lines = [f"## {title} ({len(changes)})", ""]
     for change in changes:
         lines += [
@@ -171,7 +182,7 @@ def _changes_section(title: str, changes: list[Any]) -> list[str]:
     return lines if changes else []
 
 
-def compare_document(state: DocumentState, report: Any) -> tuple[str, str]:
+def compare_document(state: DocumentState, report: RunReport) -> tuple[str, str]:
     """The comparison, then every changed example's outputs as a word diff, then the prompt's
     full diff."""
     stem = state.path.stem if state.path else "prompt"
@@ -190,7 +201,9 @@ def compare_document(state: DocumentState, report: Any) -> tuple[str, str]:
     )
 
 
-def run_example_document(state: DocumentState, report: Any, example_id: str) -> tuple[str, str]:
+def run_example_document(
+    state: DocumentState, report: RunReport, example_id: str
+) -> tuple[str, str]:
     stem = state.path.stem if state.path else "prompt"
     result = next((r for r in report.results if r.id == example_id), None)
     lines = [f"# {stem} — example {example_id} ({report.model})", ""]

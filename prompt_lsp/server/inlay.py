@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.catalog.tokenizer import count_tokens, tokenizer_label
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.server.server import PromptServer, contained
@@ -63,7 +62,7 @@ def token_hints(doc: PromptDocument, model: str) -> list[Hint]:
 
 
 def model_for(ls: PromptServer, doc: PromptDocument) -> str:
-    return doc.model_id or ls.settings.default_model or DEFAULT_MODEL
+    return doc.settings.model_or_default(ls.settings.default_model)
 
 
 async def hints_for(ls: PromptServer, state: DocumentState) -> list[Hint]:

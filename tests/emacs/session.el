@@ -95,7 +95,8 @@
 (let ((titles (mapcar (lambda (a) (plist-get a :title))
                       (eglot-code-actions (point-min) (point-max)))))
   (note "code actions: %s" (string-join titles ", "))
-  (dolist (wanted '("Evaluate this prompt" "Compare with the previous version" "Show rendered prompt"))
+  (dolist (wanted '("Evaluate this prompt" "Compare with the previous version" "Show rendered prompt"
+                    "Declare 'mood' in input.schema (optional)"))
     (unless (member wanted titles) (fail "no %S code action" wanted))))
 (note "code actions ok"))
 

@@ -1,58 +1,18 @@
-"""`prompt-lsp serve | check | eval | history | render`."""
+"""`prompt-lsp check PATH...`: the editor's diagnostics in the terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from prompt_lsp import __version__
+from prompt_lsp.checks.findings import Finding
+from prompt_lsp.cli.common import CommandError, find_prompt_files
 from prompt_lsp.format.model import Range
 
-PROMPT_SUFFIXES = (".prompt", ".prompty")
-SKIPPED_DIRS = {".git", ".prompt-lsp", "node_modules", ".venv", "venv", "__pycache__"}
 
-
-class UsageError(Exception):
-    """Bad command-line input: one line, exit 2."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except UsageError as err:
-        print(f"prompt-lsp: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("prompt-lsp: interrupted", file=sys.stderr)
-        return 130
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="prompt-lsp",
-        description="Language server and CLI for .prompt files: check, evaluate and compare prompts.",
-    )
-    parser.add_argument("--version", action="version", version=f"prompt-lsp {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="run the language server (stdio by default)")
-    serve.add_argument(
-        "--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)"
-    )
-    serve.add_argument(
-        "--tcp", metavar="HOST:PORT", help="listen on a TCP address instead of stdio"
-    )
-    serve.add_argument("--log-file", metavar="PATH", help="write the server's log to this file")
-    serve.set_defaults(func=_serve)
-
+def add_parser(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="report problems in .prompt files",
@@ -67,69 +27,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--model", metavar="MODEL", help="model assumed for files that do not set `model:`"
     )
-    check.set_defaults(func=_check)
-
-    from prompt_lsp.evaluation.cli_commands import add_commands
-
-    add_commands(commands)
-    return parser
+    check.set_defaults(func=run)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from prompt_lsp.server import run_server
-
-    host, port = None, None
-    if args.tcp:
-        host, _, port_text = args.tcp.rpartition(":")
-        if not port_text.isdigit():
-            raise UsageError(f"--tcp takes HOST:PORT, got {args.tcp!r}")
-        host, port = host or "127.0.0.1", int(port_text)
-    run_server(host=host, port=port, log_file=args.log_file)
-    return 0
-
-
-def find_prompt_files(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The prompt files under `paths`, and one message per path that is not there."""
-    files: list[Path] = []
-    problems: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files.extend(sorted(_walk(path, set())))
-        elif path.is_file():
-            files.append(path)
-        elif not path.exists():
-            problems.append(f"{raw}: no such file or directory")
-        else:
-            problems.append(f"{raw}: not a regular file")
-    return files, problems
-
-
-def _walk(directory: Path, seen: set[Path]) -> Iterator[Path]:
-    real = directory.resolve()
-    if real in seen:  # a symlink loop
-        return
-    seen.add(real)
-    try:
-        children = list(directory.iterdir())
-    except OSError as err:
-        print(f"prompt-lsp: {directory}: cannot list: {err.strerror}", file=sys.stderr)
-        return
-    for child in children:
-        if child.is_dir() and child.name not in SKIPPED_DIRS:
-            yield from _walk(child, seen)
-        elif child.suffix in PROMPT_SUFFIXES and child.is_file():
-            yield child
-
-
-def _check(args: argparse.Namespace) -> int:
-    from prompt_lsp.checks import Finding, Severity, check_document
+def run(args: argparse.Namespace) -> int:
+    from prompt_lsp.checks import Severity, check_document
     from prompt_lsp.evaluation.examples import load_examples
     from prompt_lsp.format import parse
 
     files, missing = find_prompt_files(args.paths)
     if missing and not files:
-        raise UsageError("; ".join(missing))
+        raise CommandError("; ".join(missing))
     for message in missing:
         print(f"prompt-lsp: {message}", file=sys.stderr)
     results: list[tuple[Path, Finding]] = []
@@ -162,7 +70,7 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if errors or unreadable else 0
 
 
-def _where(path: Path, finding) -> tuple[str, Range]:
+def _where(path: Path, finding: Finding) -> tuple[str, Range]:
     """The place to print: the examples file's line when the finding is really there."""
     target = finding.elsewhere
     if target is not None and target.path is not None:
@@ -180,7 +88,7 @@ def _display(path: Path) -> str:
 _GITHUB_LEVEL = {1: "error", 2: "warning", 3: "notice", 4: "notice"}
 
 
-def _print_findings(results, output_format: str) -> None:
+def _print_findings(results: list[tuple[Path, Finding]], output_format: str) -> None:
     if output_format == "json":
         records = []
         for path, finding in results:

@@ -1,4 +1,4 @@
-"""`prompt-lsp eval | history | render`: argparse subcommands over `session` and `history`.
+"""`prompt-lsp eval FILE`: run a prompt on its examples, score, record and compare.
 
 Exit codes: 0 success; 1 a metric under its threshold, or every call failed; 2 bad input or
 usage (one line on stderr, never a traceback); 130 interrupted (the partial run is recorded).
@@ -14,21 +14,34 @@ import json
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandError,
+    fail,
+    make_console,
+    read_prompt,
+)
+from prompt_lsp.evaluation.formatting import format_delta, format_score, shorten
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
+    from prompt_lsp.evaluation.metrics import MetricSpec
+    from prompt_lsp.evaluation.options import EvalOptions, ProgressEvent
+    from prompt_lsp.evaluation.report import RunReport
+    from prompt_lsp.evaluation.results import ExampleResult
+
 MAX_TABLE_ROWS = 50
 
 
-def add_commands(subparsers: Any) -> None:
-    """Register `eval`, `history` and `render` on the CLI's subparsers (sets `func`)."""
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval",
         help="run a prompt on its examples and score it",
@@ -52,67 +65,10 @@ def add_commands(subparsers: Any) -> None:
     )
     evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
-    evaluate.set_defaults(func=run_eval_command)
-
-    history = subparsers.add_parser(
-        "history",
-        help="show the evaluated versions of a prompt",
-        description="List the recorded runs of FILE, or compare its last two evaluated versions.",
-    )
-    history.add_argument("file", metavar="FILE", help="a .prompt file")
-    history.add_argument(
-        "--diff", action="store_true", help="compare the last two evaluated versions"
-    )
-    history.add_argument("--limit", type=int, default=30, metavar="N", help="rows to show")
-    history.set_defaults(func=run_history_command)
-
-    render = subparsers.add_parser(
-        "render",
-        help="show the messages a prompt sends for one example",
-        description="Render FILE for example N (1-based; default 1, or the defaults alone when "
-        "there are no examples) and print the messages as they would be sent.",
-    )
-    render.add_argument("file", metavar="FILE", help="a .prompt file")
-    render.add_argument("--example", type=int, metavar="N", help="the example's number (1-based)")
-    render.add_argument("--json", action="store_true", help="print the messages as JSON")
-    render.set_defaults(func=run_render_command)
+    evaluate.set_defaults(func=run)
 
 
-# ---------------------------------------------------------------------------- shared helpers
-
-
-class CommandError(Exception):
-    """A one-line problem with the command's input (exit 2)."""
-
-
-def _fail(message: str) -> int:
-    print(f"prompt-lsp: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _read_prompt(file: str) -> tuple[Path, str]:
-    path = Path(file)
-    if not path.is_file():
-        raise CommandError(f"{file}: no such file")
-    try:
-        return path, path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CommandError(f"{file}: cannot read it ({err})") from err
-
-
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
-    if not console.is_terminal:
-        console.width = 160  # piped or redirected: do not squeeze tables into 80 columns
-    return console
-
-
-# ---------------------------------------------------------------------------- eval
-
-
-def run_eval_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError
 
     # Ctrl-C cancels calls inside litellm, which leaves a coroutine of its own un-awaited: its
@@ -121,7 +77,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         "ignore", message="coroutine .* was never awaited", category=RuntimeWarning
     )
     try:
-        path, text = _read_prompt(args.file)
+        path, text = read_prompt(args.file)
         for name in ("concurrency", "repeat"):
             value = getattr(args, name)
             if value is not None and value < 1:
@@ -129,7 +85,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         if args.timeout is not None and args.timeout <= 0:
             raise CommandError("--timeout must be a positive number of seconds")
     except CommandError as err:
-        return _fail(str(err))
+        return fail(str(err))
     options = EvalOptions(
         model=args.model,
         concurrency=args.concurrency,
@@ -141,7 +97,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_evaluate_with_progress(path, text, options))
     except EvalSetupError as err:
-        return _fail(str(err))
+        return fail(str(err))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("prompt-lsp: interrupted; finished results were recorded", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -149,11 +105,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
     try:
         _write_reports(report, args.json, args.junit)
     except OSError as err:
-        return _fail(f"cannot write the report: {err}")
+        return fail(f"cannot write the report: {err}")
     return _eval_exit_code(report)
 
 
-def _eval_exit_code(report: Any) -> int:
+def _eval_exit_code(report: RunReport) -> int:
     if report.status == "cancelled":
         done = len(report.results)
         print(
@@ -167,7 +123,7 @@ def _eval_exit_code(report: Any) -> int:
     return EXIT_OK
 
 
-async def _evaluate_with_progress(path: Path, text: str, options: Any) -> Any:
+async def _evaluate_with_progress(path: Path, text: str, options: EvalOptions) -> RunReport:
     from prompt_lsp.evaluation.session import evaluate_prompt
 
     cancel = asyncio.Event()
@@ -199,10 +155,10 @@ def _sigint_cancels(cancel: asyncio.Event) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _progress_bar(name: str) -> Iterator[Any]:
+def _progress_bar(name: str) -> Iterator[Callable[[ProgressEvent], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-    console = _console(stderr=True)
+    console = make_console(stderr=True)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -216,7 +172,7 @@ def _progress_bar(name: str) -> Iterator[Any]:
     )
     task_id = progress.add_task(f"eval {name}", total=None, failed="", eta="")
 
-    def on_progress(event: Any) -> None:
+    def on_progress(event: ProgressEvent) -> None:
         failed = f"[red]{event.failed} failed[/red]" if event.failed else ""
         eta = f"ETA {event.eta_s:.0f}s" if event.eta_s is not None and event.done else ""
         progress.update(task_id, completed=event.done, total=event.total, failed=failed, eta=eta)
@@ -225,10 +181,10 @@ def _progress_bar(name: str) -> Iterator[Any]:
         yield on_progress
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: RunReport) -> None:
     for warning in report.warnings:
         print(f"prompt-lsp: warning: {warning}", file=sys.stderr)
-    console = _console()
+    console = make_console()
     console.print(_results_table(report))
     hidden = len(report.results) - MAX_TABLE_ROWS
     if hidden > 0:
@@ -237,7 +193,7 @@ def _print_report(report: Any) -> None:
         console.print(line)
 
 
-def _results_table(report: Any) -> Any:
+def _results_table(report: RunReport) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -262,7 +218,7 @@ def _results_table(report: Any) -> Any:
 _EXPLAINING_METRICS = ("code_tests", "llm_judge")  # their reasons say more than the output
 
 
-def _detail(report: Any, result: Any) -> Any:
+def _detail(report: RunReport, result: ExampleResult) -> Text:
     """The error, else why an explaining metric scored low, else the output."""
     from rich.text import Text
 
@@ -276,7 +232,7 @@ def _detail(report: Any, result: Any) -> Any:
     return Text(shorten(result.output))
 
 
-def _summary_lines(report: Any) -> list[Any]:
+def _summary_lines(report: RunReport) -> list[Text]:
     from rich.text import Text
 
     comparison = report.comparison
@@ -290,7 +246,7 @@ def _summary_lines(report: Any) -> list[Any]:
     head.append(f" · ${report.cost:.4f}")
     if report.calls == 0 and report.results:
         head.append(" · all cached")
-    lines: list[Any] = [head]
+    lines: list[Text] = [head]
     for position, spec in enumerate(report.metrics):
         lines.append(_metric_line(report, spec, position == 0))
     if not report.metrics:
@@ -308,7 +264,7 @@ def _summary_lines(report: Any) -> list[Any]:
     return lines
 
 
-def _metric_line(report: Any, spec: Any, headline: bool) -> Any:
+def _metric_line(report: RunReport, spec: MetricSpec, headline: bool) -> Text:
     from rich.text import Text
 
     value = report.aggregates.get(spec.key)
@@ -332,7 +288,7 @@ def _metric_line(report: Any, spec: Any, headline: bool) -> Any:
     return line
 
 
-def _write_reports(report: Any, json_path: str | None, junit_path: str | None) -> None:
+def _write_reports(report: RunReport, json_path: str | None, junit_path: str | None) -> None:
     if json_path:
         data = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
         if json_path == "-":
@@ -341,158 +297,3 @@ def _write_reports(report: Any, json_path: str | None, junit_path: str | None) -
             Path(json_path).write_text(data + "\n", encoding="utf-8")
     if junit_path:
         Path(junit_path).write_text(report.to_junit_xml() + "\n", encoding="utf-8")
-
-
-# ---------------------------------------------------------------------------- history
-
-
-def run_history_command(args: argparse.Namespace) -> int:
-    from prompt_lsp.evaluation.session import history_for
-
-    path = Path(args.file)
-    if not path.exists():
-        return _fail(f"{args.file}: no such file")
-    found = history_for(path)
-    if found is None:
-        print(f"no evaluations recorded for {args.file} yet (run `prompt-lsp eval {args.file}`)")
-        return EXIT_OK
-    store, file = found
-    with store:
-        if args.diff:
-            return _print_diff(store, file)
-        runs = store.runs_for_file(file, limit=max(1, args.limit))
-    if not runs:
-        print(f"no evaluations recorded for {args.file} yet (run `prompt-lsp eval {args.file}`)")
-        return EXIT_OK
-    _console().print(_history_table(runs))
-    return EXIT_OK
-
-
-def _history_table(runs: list[Any]) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    keys: list[str] = []
-    for run in runs:
-        for metric in run.metrics:
-            key = str(metric.get("key", metric["name"]))
-            if key not in keys:
-                keys.append(key)
-    table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for column in ("date", "version", "model", "status"):
-        table.add_column(column)
-    for position, key in enumerate(keys):
-        table.add_column(key, justify="right", style="bold" if position == 0 else None)
-    table.add_column("ok / failed", justify="right")
-    table.add_column("cost", justify="right")
-    for run in runs:
-        status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(run.status)
-        table.add_row(
-            format_when(run.finished_at),
-            run.version[:8],
-            Text(run.model),
-            Text(run.status, style=status_style),
-            *[
-                format_score(run.aggregates.get(key)) if key in run.aggregates else ""
-                for key in keys
-            ],
-            f"{run.n_ok} / {run.n_failed}",
-            f"${run.cost:.4f}",
-        )
-    return table
-
-
-def _print_diff(store: Any, file: str) -> int:
-    from rich.syntax import Syntax
-    from rich.text import Text
-
-    from prompt_lsp.history.compare import compare_runs, last_two_versions
-
-    pair = last_two_versions(store, file)
-    if pair is None:
-        print("fewer than two versions of this file have been evaluated; nothing to compare")
-        return EXIT_OK
-    current, previous = pair
-    comparison = compare_runs(store, current, previous)
-    console = _console()
-    console.print(
-        Text(
-            f"{previous.version[:8]} ({format_when(previous.finished_at)}, {previous.model}) → "
-            f"{current.version[:8]} ({format_when(current.finished_at)}, {current.model})",
-            style="bold",
-        )
-    )
-    for key, delta in comparison.deltas.items():
-        before = comparison.previous_aggregates.get(key)
-        after = current.aggregates.get(key)
-        line = Text(f"{key:<14}{format_score(before)} → {format_score(after)}")
-        if delta is not None:
-            line.append(
-                f"  {format_delta(delta)}",
-                style="green" if delta > 0 else "red" if delta < 0 else "dim",
-            )
-        console.print(line)
-    for title, changes, style in (
-        ("regressed", comparison.regressed, "red"),
-        ("improved", comparison.improved, "green"),
-    ):
-        console.print(Text(f"\n{len(changes)} {title} on {comparison.metric}", style=style))
-        for change in changes[:20]:
-            console.print(
-                Text(
-                    f"  {change.example_id}: {change.before:.3f} → {change.after:.3f}", style=style
-                )
-            )
-            console.print(Text(f"    before: {shorten(change.before_output, 100)}", style="dim"))
-            console.print(Text(f"    after:  {shorten(change.after_output, 100)}", style="dim"))
-    console.print()
-    if comparison.diff:
-        console.print(
-            Syntax(comparison.diff, "diff", theme="ansi_dark", background_color="default")
-        )
-    else:
-        console.print("(the texts are identical)")
-    return EXIT_OK
-
-
-# ---------------------------------------------------------------------------- render
-
-
-def run_render_command(args: argparse.Namespace) -> int:
-    from prompt_lsp.evaluation.examples import load_examples
-    from prompt_lsp.evaluation.session import EvalSetupError, check_parsable, render_example
-    from prompt_lsp.format import parse
-
-    try:
-        path, text = _read_prompt(args.file)
-        doc = parse(text, bounded=False)
-        check_parsable(doc)
-        example_set = load_examples(doc, path)
-        examples = example_set.examples if example_set else []
-        example = _pick_example(examples, args.example)
-        messages = render_example(doc, example)
-    except (CommandError, EvalSetupError) as err:
-        return _fail(str(err))
-    if args.json:
-        print(json.dumps(messages, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    from rich.rule import Rule
-
-    console = _console()
-    label = f"example {example.index + 1} (id {example.id})" if example else "defaults only"
-    console.print(f"{path.name} — {label}", style="dim", markup=False)
-    for message in messages:
-        console.print(Rule(message["role"], align="left"))
-        console.print(message["content"], markup=False, highlight=False)
-    return EXIT_OK
-
-
-def _pick_example(examples: list[Any], number: int | None) -> Any:
-    if not examples:
-        if number not in (None, 1):
-            raise CommandError("this prompt has no examples; omit --example to render the defaults")
-        return None
-    chosen = 1 if number is None else number
-    if not 1 <= chosen <= len(examples):
-        raise CommandError(f"--example must be between 1 and {len(examples)}")
-    return examples[chosen - 1]
