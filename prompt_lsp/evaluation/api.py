@@ -20,6 +20,10 @@ from prompt_lsp.history.paths import output_dir, state_root_for, text_version
 if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.report import RunReport
 
+    # re-exported for the editor's type hints
+    from prompt_lsp.evaluation.results import ExampleChange as ExampleChange
+    from prompt_lsp.evaluation.results import ExampleResult as ExampleResult
+
 __all__ = [
     "MAX_EXAMPLES_BYTES",
     "EvalOptions",

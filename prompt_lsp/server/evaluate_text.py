@@ -18,8 +18,7 @@ from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
-    from prompt_lsp.evaluation.api import ExampleResult, RunReport
-    from prompt_lsp.evaluation.results import ExampleChange
+    from prompt_lsp.evaluation.api import ExampleChange, ExampleResult, RunReport
 
 MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
