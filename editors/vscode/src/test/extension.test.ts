@@ -166,6 +166,44 @@ describe('extension without a server', () => {
   });
 });
 
+describe("extension using the Python extension's interpreter", () => {
+  const ctx = context();
+  const envDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-lsp-env-'));
+
+  after(async () => {
+    await extension.deactivate();
+    dispose(ctx);
+    world.extensions = {};
+    fs.rmSync(envDir, { recursive: true, force: true });
+  });
+
+  it('starts the prompt-lsp beside the selected interpreter', async () => {
+    // an environment holding a python and the server's script (here: the fake server)
+    const python = path.join(envDir, 'python');
+    fs.writeFileSync(python, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const script = path.join(envDir, 'prompt-lsp');
+    fs.writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${fakeServer}" "$@"\n`, { mode: 0o755 });
+    world.extensions = {
+      'ms-python.python': {
+        isActive: true,
+        exports: {
+          environments: {
+            getActiveEnvironmentPath: () => ({ id: python, path: python }),
+            resolveEnvironment: async () => ({ executable: { uri: { fsPath: python } } }),
+          },
+        },
+      },
+    };
+    world.messages = [];
+    world.output = [];
+    world.settings = {};
+    await extension.activate(ctx);
+    await until(() => world.output.join('').includes('Starting'), 'the server start');
+    assert.match(world.output.join(''), new RegExp(`Starting ${script} serve`));
+    assert.deepEqual(world.messages, []);
+  });
+});
+
 describe('extension with a server that exits at once', () => {
   const ctx = context();
 
