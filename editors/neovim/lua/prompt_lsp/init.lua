@@ -45,7 +45,8 @@ local function refresh_lenses(client_id)
     return
   end
   vim.schedule(function()
-    for _, buf in ipairs(vim.lsp.get_buffers_by_client_id(client_id)) do
+    local client = vim.lsp.get_client_by_id(client_id)
+    for buf in pairs(client and client.attached_buffers or {}) do
       if vim.api.nvim_buf_is_loaded(buf) then
         vim.api.nvim_buf_call(buf, function()
           pcall(vim.lsp.codelens.refresh)
@@ -209,7 +210,7 @@ end
 local function on_attach(client, buf)
   M.client_ids[client.id] = true
   if M.config.omnifunc then
-    vim.api.nvim_buf_set_option(buf, "omnifunc", "v:lua.vim.lsp.omnifunc")
+    vim.bo[buf].omnifunc = "v:lua.vim.lsp.omnifunc"
   end
   if M.config.codelens then
     vim.api.nvim_create_autocmd({ "BufEnter", "BufWritePost", "InsertLeave" }, {
@@ -330,7 +331,7 @@ function M.setup(opts)
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
     local name = vim.api.nvim_buf_get_name(buf)
     if vim.api.nvim_buf_is_loaded(buf) and (name:match("%.prompt$") or name:match("%.prompty$")) then
-      vim.api.nvim_buf_set_option(buf, "filetype", "prompt")
+      vim.bo[buf].filetype = "prompt"
     end
   end
 end
