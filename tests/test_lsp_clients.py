@@ -84,18 +84,17 @@ def shown(client: EditorClient) -> list[str]:
 async def test_the_run_commands_are_source_actions(no_lens: EditorClient):
     client = no_lens
     uri = await open_prompt(client)
+    ours = ("Evaluate this prompt", "Compare with the previous version", "Show rendered prompt")
     titles = [a.title for a in await code_actions(client, uri)]
-    assert titles[-3:] == [
-        "Evaluate this prompt",
-        "Compare with the previous version",
-        "Show rendered prompt",
-    ]
+    assert [t for t in titles if t in ours] == list(ours), titles
     sources = await code_actions(client, uri, only=[types.CodeActionKind.Source])
-    assert [str(a.kind) for a in sources] == [
+    kinds = [str(a.kind) for a in sources]
+    assert kinds[:3] == [
         "source.promptLsp.evaluate",
         "source.promptLsp.compare",
         "source.promptLsp.showRendered",
-    ]
+    ], kinds
+    assert all(k.startswith("source") for k in kinds), kinds
     # eglot's prompt-evaluate asks for exactly one kind
     (evaluate,) = await code_actions(client, uri, only=["source.promptLsp.evaluate"])
     assert evaluate.title == "Evaluate this prompt"
@@ -143,7 +142,7 @@ async def test_evaluate_through_a_code_action_without_progress_support(eglot: Ed
     assert "Evaluating sentiment on 4 examples (openai/gpt-4o-mini)…" in shown(eglot)
     assert eglot.progress_reports == {}
     titles = [a.title for a in await code_actions(eglot, uri)]
-    assert titles == ["Cancel evaluation"], titles
+    assert "Cancel evaluation" in titles and "Evaluate this prompt" not in titles, titles
     await wait_until(lambda: _async(any("exact_match" in m for m in shown(eglot))), 60)
     (score,) = [m for m in shown(eglot) if "exact_match" in m]
     assert score.startswith("sentiment: exact_match 0.750 (first run) · 4/4 ok")

@@ -28,6 +28,7 @@ class EvalOptions:
     default_model: str | None = None  # editor setting; the file's `model:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
     transport: Transport | None = None  # default: litellm.acompletion
+    allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
 
 
 @dataclass

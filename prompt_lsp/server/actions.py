@@ -12,6 +12,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from prompt_lsp.checks.findings import Finding, Fix
+from prompt_lsp.evaluation import api
 from prompt_lsp.server.convert import to_diagnostic
 from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
 from prompt_lsp.server.evaluate import (
@@ -48,6 +49,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Eva
             code_action_kinds=[
                 types.CodeActionKind.QuickFix,
                 types.CodeActionKind.Source,
+                types.CodeActionKind.RefactorRewrite,
                 EVALUATE_KIND,
                 CANCEL_KIND,
                 COMPARE_KIND,
@@ -73,6 +75,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Eva
                 diagnostic = to_diagnostic(finding, state.positions, state.uri)
                 actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
             actions += _prompt_actions(evaluations, state)
+            actions += [a for provider in ls.action_providers for a in provider(state, params)]
         only = params.context.only if params.context else None
         if only:
             actions = [a for a in actions if _kind_wanted(a.kind, only)]
@@ -81,16 +84,17 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Eva
     @ls.command(CREATE_FILE)
     @contained()
     def create_examples_file(ls: PromptServer, args: CreateFileArgs) -> None:
-        path = Path(args.path).expanduser()
-        if not path.is_absolute() and args.uri.startswith("file:"):
-            path = Path(to_fs_path(args.uri)).parent / path  # as `examples:` is read
-        if path.exists():
+        path = _examples_file_to_create(ls, args)
+        if path is None:
+            return
+        if path.exists() or path.is_symlink():
             ls.show_to_client(
                 f"{path.name} already exists: nothing was overwritten.", types.MessageType.Warning
             )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(args.content, encoding="utf-8")
+            with open(path, "x", encoding="utf-8") as handle:  # never through a new symlink
+                handle.write(args.content)
         scheduler.recheck_readers_of(path)
         window = ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
@@ -142,6 +146,21 @@ def _example_actions(evaluations: Evaluations, uri: str, line: int) -> list[type
             f"Show example {example.id} rendered", SHOW_RENDERED_KIND, SHOW_RENDERED, argument
         ),
     ]
+
+
+def _examples_file_to_create(ls: PromptServer, args: CreateFileArgs) -> Path | None:
+    """The file to create, or None after telling the user why not (see
+    `api.creatable_examples_file`)."""
+    state = ls.state(args.uri)
+    prompt = Path(to_fs_path(args.uri)) if args.uri.startswith("file:") else None
+    if state is None or prompt is None:
+        ls.show_to_client("prompt-lsp: open and save the prompt first.", types.MessageType.Warning)
+        return None
+    try:
+        return api.creatable_examples_file(state.doc, prompt, args.path, ls.workspace_root(prompt))
+    except api.UnsafePathError as err:
+        ls.show_to_client(f"prompt-lsp: {err}.", types.MessageType.Warning)
+        return None
 
 
 def _findings_for(
