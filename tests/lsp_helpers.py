@@ -20,6 +20,7 @@ Neovim 0.10, utf-8 for Neovim 0.11), so non-ASCII text is exercised honestly.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -38,6 +39,19 @@ SERVER_COMMAND = [sys.executable, "-m", "prompt_lsp", "serve"]
 # Capability sets bundled with pytest-lsp: utf-16 (VS Code, Neovim 0.10) and utf-8 (Neovim 0.11);
 # VS Code takes `documentChanges` and folding limits, Neovim 0.10 has no folding capability.
 CLIENTS = ("neovim@v0.10.0", "neovim@v0.11.0", "visual_studio_code@v1.65.2")
+OUR_CLIENTS = Path(__file__).resolve().parent / "clients"  # capability sets pytest-lsp lacks
+
+
+def capabilities_of(spec: str) -> types.ClientCapabilities:
+    """The capabilities `spec` ("neovim@v0.10.0", "helix@v25.07") declares: pytest-lsp's
+    recordings, or ours in tests/clients/ (Helix's, transcribed from its client.rs)."""
+    name, _, version = spec.partition("@")
+    ours = OUR_CLIENTS / f"{name}_{version}.json"
+    if ours.exists():
+        return default_converter().structure(json.loads(ours.read_text()), types.ClientCapabilities)
+    return client_capabilities(spec)
+
+
 TIMEOUT = 20.0  # seconds for a server answer or notification (a loaded CI machine is slow)
 
 SAMPLE_PROMPT = """\
@@ -129,7 +143,7 @@ class EditorClient(LanguageClient):
         """Initialize as the editor `spec` with `root` as the workspace folder. `settings` is
         the `promptLsp` configuration section; `tweak` may change the capabilities first."""
         self.spec, self.root = spec, root
-        capabilities = client_capabilities(spec)
+        capabilities = capabilities_of(spec)
         if tweak is not None:
             tweak(capabilities)
         if settings is not None:

@@ -140,7 +140,8 @@ def test_json_format(tmp_path: Path) -> None:
     assert filter_record["path"] == "broken.prompt"
     assert (filter_record["end_line"], filter_record["end_column"]) == (12, 19)
     assert filter_record["fixes"] == ["Change filter to 'upper'"]
-    assert records[2]["fixes"] == ["Declare 'other' in input.schema"]
+    # the one example lacks `other`: declared optional, the fix adds no new error
+    assert records[2]["fixes"] == ["Declare 'other' in input.schema (optional)"]
     assert result.stderr == ""  # no summary line mixed into machine output
 
 

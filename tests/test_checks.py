@@ -414,8 +414,32 @@ def test_declare_fix_creates_the_schema_in_examples_mode(tmp_path: Path) -> None
     path = tmp_path / "p.prompt"
     (finding,) = of_code(check(text, path), "undefined-variable")
     repaired = fixed(text, finding)
-    assert "input:\n  schema:\n    b: string\n" in repaired
-    assert not of_code(check(repaired, path), "yaml-syntax")
+    # `a`, which the examples give, is declared with `b` (else the new schema leaves it
+    # undeclared), and `b`, which no example gives, is optional (else every example lacks it)
+    assert "input:\n  schema:\n    a: string\n    b?: string\n" in repaired
+    after = check(repaired, path)
+    assert not of_code(after, "yaml-syntax")
+    assert not [f for f in after if f.severity == Severity.ERROR], after
+
+
+def test_declare_fix_leaves_fewer_problems_than_it_found(tmp_path: Path) -> None:
+    """The issue's case: examples lack the new variable, so a required one would turn one
+    error into one per example."""
+    (tmp_path / "cases.jsonl").write_text(
+        "".join(f'{{"input": {{"article": "text {n}"}}}}\n' for n in range(14))
+    )
+    text = (
+        "---\nexamples: cases.jsonl\ninput:\n  schema:\n    article: string\n---\n"
+        "{{ article }} about {{ topic }}\n"
+    )
+    path = tmp_path / "p.prompt"
+    before = check(text, path)
+    (finding,) = of_code(before, "undefined-variable")
+    (fix,) = finding.fixes
+    assert fix.title == "Declare 'topic' in input.schema (optional)"
+    after = check(fixed(text, finding), path)
+    assert len(after) < len(before), after
+    assert not [f for f in after if f.severity == Severity.ERROR], after
 
 
 # ----------------------------------------------------------------------------- unused-variable
@@ -519,6 +543,41 @@ def test_unknown_prompty_model_id_is_fixed_where_it_is_written() -> None:
     v1 = "---\nmodel:\n  configuration:\n    type: openai\n    name: gpt-4o-mnii\n---\nhi\n"
     (finding,) = of_code(check(v1), "unknown-model")
     assert span(v1, finding.range) == "model" and finding.fixes == ()
+
+
+def test_a_typo_under_a_known_provider_is_an_unknown_model() -> None:
+    """`openai/` routes anything, but the catalog lists openai's models: one slip from one of
+    them is a typo, not a new model."""
+    text = "---\nmodel: openai/gpt-4o-minii\n---\nhi\n"
+    (finding,) = of_code(check(text), "unknown-model")
+    assert "not among the openai models" in finding.message
+    assert "Did you mean 'openai/gpt-4o-mini'?" in finding.message
+    repaired = fixed(text, finding)
+    assert repaired == "---\nmodel: openai/gpt-4o-mini\n---\nhi\n"
+    assert not of_code(check(repaired), "unknown-model")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "openai/gpt-9o-mini",  # a slip in a digit: maybe a model newer than the catalog
+        "openai/my-finetune-2027",  # far from every listed name
+    ],
+)
+def test_unlisted_models_under_a_known_provider_pass(model: str) -> None:
+    assert not of_code(check(f"---\nmodel: {model}\n---\nhi\n"), "unknown-model")
+
+
+def test_did_you_mean_only_for_close_matches() -> None:
+    """The issue's case: `temprature:` at the top level suggested `template` (similar letters,
+    five slips away); the key meant is `config:`'s `temperature`, one slip away."""
+    (top,) = of_code(check("---\ntemprature: 0\n---\nhi\n"), "unknown-key")
+    assert "'temperature' (a setting under `config:`)" in top.message
+    assert "template" not in top.message and top.fixes == ()
+    (nested,) = of_code(check("---\nconfig:\n  temprature: 0\n---\nhi\n"), "unknown-key")
+    assert [f.title for f in nested.fixes] == ["Change key to 'temperature'"]
+    (far,) = of_code(check("---\nxyzzy: 1\n---\nhi\n"), "unknown-key")
+    assert "Did you mean" not in far.message
 
 
 @pytest.mark.parametrize(

@@ -413,7 +413,32 @@ async def test_completion_of_variables_replaces_the_typed_word(client: EditorCli
     result = await complete(client, uri, pos)
     by_label = check_items(result.items, pos, "art")
     text = apply_text_edits(client.texts[uri], [by_label["article"].text_edit], client.encoding)
-    assert NON_ASCII + "{{ article\n" in text
+    # nothing closed the expression: the completion closes it
+    assert NON_ASCII + "{{ article }}\n" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "cursor_after", "accepted"),
+    [
+        ("{{ }}", "{{ ", "{{ article }}"),  # `{{ ` then the editor's auto-closed `}}`
+        ("{{ art}}", "{{ art", "{{ article }}"),
+        ("{{  }}", "{{ ", "{{ article }}"),  # a space before `}}` is kept, not doubled
+        ("{{ -}}", "{{ ", "{{ article -}}"),
+        ("{{ art | upper }}", "{{ art", "{{ article | upper }}"),  # the expression goes on
+        ("{{ art {{ x }}", "{{ art", "{{ article }} {{ x }}"),  # the next `}}` is another's
+        ("{{art", "{{art", "{{article"),  # no space after `{{`: the user's spacing is kept
+    ],
+)
+async def test_completion_closes_the_expression_as_the_user_means(
+    client: EditorClient, line: str, cursor_after: str, accepted: str
+):
+    uri = await open_news(client)
+    send_edits(client, uri, [insert_at(client.position_of(uri, "Article:"), line + "\n")])
+    pos = client.position_of(uri, line, offset=len(cursor_after))
+    typed = cursor_after.removeprefix("{{").lstrip()
+    by_label = check_items((await complete(client, uri, pos)).items, pos, typed)
+    text = apply_text_edits(client.texts[uri], [by_label["article"].text_edit], client.encoding)
+    assert accepted + "\nArticle:" in text
 
 
 async def test_completion_inside_jinja(nvim: EditorClient):
@@ -657,11 +682,14 @@ async def test_quick_fix_declares_an_undefined_variable(client: EditorClient):
     )
     undefined = only(diagnostics, "undefined-variable")
     (action,) = [a for a in await actions_for(client, uri, undefined) if "Declare" in a.title]
-    assert action.title == "Declare 'topic' in input.schema" and action.is_preferred
+    # no example gives `topic`: declared required, it would be an error on every example
+    assert action.title == "Declare 'topic' in input.schema (optional)" and action.is_preferred
     text = edited_text(client, uri, action)
-    assert "    sentences?: integer, how many sentences\n    topic: string\n" in text
-    diagnostics = await replace_text(client, uri, text)
-    assert "undefined-variable" not in codes(diagnostics)
+    assert "    sentences?: integer, how many sentences\n    topic?: string\n" in text
+    after = await replace_text(client, uri, text)
+    assert "undefined-variable" not in codes(after)
+    errors = [d for d in after if d.severity == types.DiagnosticSeverity.Error]
+    assert len(after) < len(diagnostics) and not errors, after
 
 
 async def test_quick_fixes_apply_did_you_mean(nvim: EditorClient):

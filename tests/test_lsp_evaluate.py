@@ -179,7 +179,11 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     await execute(client, "prompt-lsp.compareWithPrevious", uri=uri)
     shown = client.shown_documents[-1].uri
     assert shown.endswith("sentiment.compare.md")
-    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 |" in Path(shown[len("file://") :]).read_text()
+    document = Path(shown[len("file://") :]).read_text()
+    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 |" in document
+    # each changed example's outputs, whole, as a word diff: 3 regressed, 1 improved
+    assert "## Regressed examples (3)" in document and "## Improved examples (1)" in document
+    assert document.count("[-positive-]{+negative+}") == 4, document
 
 
 async def test_cancel_keeps_finished_examples(client: EditorClient) -> None:

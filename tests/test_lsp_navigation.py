@@ -113,15 +113,25 @@ async def test_references_of_a_variable(client: EditorClient):
 
     uses = [client.range_of(uri, "article |"), client.range_of(uri, "article }}")]
     uses = [types.Range(r.start, types.Position(r.start.line, r.start.character + 7)) for r in uses]
-    without = await references(False)
+    everywhere = await references(False)
+    without = [loc for loc in everywhere if loc.uri == uri]
     assert sorted((loc.range.start.line, loc.range.start.character) for loc in without) == [
         (r.start.line, r.start.character) for r in uses
     ]
     assert [loc.range for loc in without] == uses
-    with_declaration = await references(True)
+    # the examples file gives `article` on each of its lines: those keys are references too
+    # (the places a rename changes there)
+    examples_uri = uri_of(client.root / "news.examples.jsonl")
+    in_examples = [loc for loc in everywhere if loc.uri == examples_uri]
+    example_lines = SAMPLE_EXAMPLES.splitlines()
+    assert [loc.range.start.line for loc in in_examples] == list(range(len(example_lines)))
+    for loc in in_examples:
+        line = example_lines[loc.range.start.line]
+        assert line[loc.range.start.character : loc.range.end.character] == "article"
+    assert len(everywhere) == len(without) + len(in_examples)
+    with_declaration = [loc for loc in await references(True) if loc.uri == uri]
     assert len(with_declaration) == 3
     assert with_declaration[0].range == declared_at(client, uri, "    article: string", "article")
-    assert {loc.uri for loc in with_declaration} == {uri}
 
     # from the declaration, the schema and default keys of `sentences` count as declarations
     pos = client.position_of(uri, "sentences?", offset=2)
@@ -129,7 +139,9 @@ async def test_references_of_a_variable(client: EditorClient):
         context=types.ReferenceContext(True), text_document=ident(uri), position=pos
     )
     found = await asyncio.wait_for(client.text_document_references_async(params), TIMEOUT)
-    assert len(found) == 3  # schema, default, `{{ sentences }}`
+    # schema, default, `{{ sentences }}`, and the one example that gives it
+    assert len([loc for loc in found if loc.uri == uri]) == 3
+    assert [loc.range.start.line for loc in found if loc.uri != uri] == [0]
 
 
 async def test_document_highlight_marks_declaration_and_uses(client: EditorClient):

@@ -109,3 +109,37 @@ def test_plugin_commands_reach_the_server(tmp_path: Path) -> None:
     assert "Write a haiku about autumn rain." in rendered.read_text()
     for step in ("render ok", "compare ok", "cancel ok"):
         assert step in result.stderr
+
+
+def test_plugin_completion_and_examples_watch_without_manual_calls(tmp_path: Path) -> None:
+    """The issue's Neovim 0.7 failures: `E764: Option 'omnifunc' is not set`, and an examples
+    file changed on disk not picked up until the prompt is saved."""
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "haiku.prompt"
+    prompt.write_text(
+        HAIKU.replace(" in a {{ mood }} tone", "")
+        .replace("<start_of_turn>\n", "")
+        .replace('  - {input: {topic: autumn rain}, expected: "rain on the roof"}', "cases.jsonl")
+        .replace("examples:\n", "examples: ")
+    )
+    examples = tmp_path / "cases.jsonl"
+    examples.write_text('{"input": {"subject": "autumn rain"}, "expected": "rain"}\n')
+    result = run_nvim("plugin.lua", prompt, EXAMPLES_FILE=str(examples))
+    assert result.returncode == 0, result.stderr
+    for step in ("omnifunc ok", "examples watch ok", "checkhealth ok"):
+        assert step in result.stderr, result.stderr
+
+
+@pytest.mark.local_model
+def test_lens_updates_after_prompt_evaluate_with_no_manual_refresh(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the `local` extra is not installed")
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "capitals.prompt"
+    prompt.write_text(CAPITALS)
+    result = run_nvim("evaluate_command.lua", prompt, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "score lens: rougeL " in result.stderr, result.stderr
+    shown = [line for line in result.stderr.splitlines() if line.startswith("shown: ")]
+    assert any("Evaluating capitals" in line for line in shown), shown  # progress
+    assert any("rougeL" in line for line in shown), shown  # the score
+    assert "statusline: rougeL " in result.stderr, result.stderr

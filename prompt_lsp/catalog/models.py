@@ -354,6 +354,30 @@ def _suggest(model_id: str, n: int) -> tuple[str, ...]:
     return tuple(found) if found else tuple(_close(wanted, _all_ids(), n))
 
 
+@functools.lru_cache(maxsize=1024)
+def near_miss(model_id: str) -> str | None:
+    """The catalog model a routable but unlisted `provider/name` most likely meant: one slip
+    away among that provider's listed models, the slip not in a digit (`gpt-4o-minii` means
+    `gpt-4o-mini`; `gpt-5.2` may be a model newer than the list)."""
+    from prompt_lsp.format.spelling import edit_distance
+
+    if lookup_model(model_id) is not None:
+        return None
+    prefix, slash, rest = model_id.strip().partition("/")
+    prefix = prefix.lower()
+    if not (slash and rest) or prefix == LOCAL_PROVIDER or prefix not in known_providers():
+        return None
+    wanted = f"{prefix}/{rest.lower()}"
+    for low, spelled in _provider_names(prefix).items():
+        if edit_distance(wanted, low, 1) == 1 and _letters(wanted) != _letters(low):
+            return spelled
+    return None
+
+
+def _letters(text: str) -> str:
+    return "".join(c for c in text if not c.isdigit())
+
+
 def suggest_models(model_id: str, n: int = 3) -> list[str]:
     """Did-you-mean candidates for an unknown model id, in the same `provider/` form as written.
 

@@ -34,7 +34,7 @@ def check_document(
         *front_matter.check_model(doc),
         *front_matter.check_metrics(doc),
         *secrets.check_secrets(doc),
-        *template.check_variables(doc, example_names),
+        *template.check_variables(doc, example_names, examples),
         *template.check_filters(doc),
         *template.check_token_balance(doc),
         *template.check_foreign_tokens(doc, default_model),

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 
 from prompt_lsp.catalog.metrics import compile_pattern
-from prompt_lsp.catalog.models import is_known_model, suggest_models
+from prompt_lsp.catalog.models import is_known_model, near_miss, suggest_models
 from prompt_lsp.checks.findings import Finding, Fix, Severity, TextEdit
 from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import PromptDocument, Range
 from prompt_lsp.format.settings import SettingProblem
+from prompt_lsp.format.spelling import close_matches
 
 
 def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> list[str]:
-    return difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    """Candidates a few typing slips from `word` (never merely similar ones)."""
+    return close_matches(word, candidates, n=3)
 
 
 def suggestion_hint(suggestions: list[str]) -> str:
@@ -42,6 +43,11 @@ def check_keys(doc: PromptDocument) -> Iterator[Finding]:
             continue  # other provider parameters pass through to the model call
         where = "front matter" if not parent else f"`{'.'.join(map(str, parent))}`"
         hint = suggestion_hint(suggestions)
+        if not parent and not suggestions:
+            # `temprature:` at the top: a model setting, which belongs under `config:`
+            in_config = did_you_mean(key, list(SECTIONS[("config",)]))
+            if in_config:
+                hint = f" Did you mean '{in_config[0]}' (a setting under `config:`)?"
         yield Finding(
             "unknown-key",
             Severity.WARNING,
@@ -75,17 +81,26 @@ _WHAT = {"invalid-value": "type", "unknown-metric": "metric"}
 def check_model(doc: PromptDocument) -> Iterator[Finding]:
     entry = doc.settings.model_entry
     model = doc.settings.model
-    if entry is None or model is None or is_known_model(model):
+    if entry is None or model is None:
+        return
+    # a routable `provider/name` is still a typo when it is one slip from a listed model
+    meant = near_miss(model) if is_known_model(model) else None
+    if is_known_model(model) and meant is None:
         return
     literal = isinstance(entry.value, str)
     rng = entry.value_range if literal else entry.key_range or entry.value_range
-    suggestions = suggest_models(model)
+    suggestions = [meant] if meant is not None else suggest_models(model)
     hint = suggestion_hint(suggestions)
+    why = (
+        f"not among the {model.partition('/')[0]} models in litellm's model list"
+        if meant is not None
+        else "not in litellm's model list and no known provider prefix"
+    )
     yield Finding(
         "unknown-model",
         Severity.WARNING,
         rng,
-        f"Unknown model '{model}': not in litellm's model list and no known provider prefix.{hint}",
+        f"Unknown model '{model}': {why}.{hint}",
         fixes=replace_fixes(rng, suggestions, "model") if literal else (),
     )
 

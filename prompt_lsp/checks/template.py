@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from prompt_lsp.catalog.tokens import SEED_TOKENS, family_for_model, lookup_token, token_pairs
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
 from prompt_lsp.checks.front_matter import did_you_mean, replace_fixes, suggestion_hint
+from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.model import Entry, Position, PromptDocument, Range, SchemaField, TokenUse
 from prompt_lsp.format.template import environment
 
@@ -30,9 +31,12 @@ def check_problems(doc: PromptDocument) -> Iterator[Finding]:
         )
 
 
-def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iterator[Finding]:
+def check_variables(
+    doc: PromptDocument, example_names: set[str] | None, examples: ExampleSet | None = None
+) -> Iterator[Finding]:
     """Undefined and unused variables. Without a schema or defaults, the examples' keys declare
-    the variables; without those either there is nothing to check against."""
+    the variables; without those either there is nothing to check against. The fix declares a
+    variable optional when an example lacks it: a required one would be an error on each."""
     declared_in_front_matter = doc.has_schema or bool(doc.defaults)
     if declared_in_front_matter:
         declared = doc.declared_names
@@ -43,6 +47,16 @@ def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iter
     source = "input.schema" if declared_in_front_matter else "the examples"
     if declared_in_front_matter and doc.entry("input") is None and doc.entry("inputs"):
         source = "inputs"
+    # Declaring the first variable in a file that has no schema makes the schema the
+    # declaration: the variables the examples give are declared with it.
+    given = (
+        ()
+        if declared_in_front_matter or examples is None
+        else tuple(
+            (name, any(name not in e.inputs for e in examples.examples))
+            for name in sorted(declared)
+        )
+    )
     for use in doc.variables:
         if use.name in declared:
             continue
@@ -51,7 +65,15 @@ def check_variables(doc: PromptDocument, example_names: set[str] | None) -> Iter
             Severity.ERROR,
             use.range,
             f"'{use.name}' is used but not declared in {source}.",
-            fixes=(declare_variable_fix(doc, use.name),),
+            fixes=(
+                declare_variable_fix(
+                    doc,
+                    use.name,
+                    optional=examples is not None
+                    and any(use.name not in e.inputs for e in examples.examples),
+                    given=given,
+                ),
+            ),
             related=_schema_location(doc),
         )
     if not doc.template_ok or doc.truncated:
@@ -78,14 +100,20 @@ def _schema_location(doc: PromptDocument) -> tuple[Location, ...]:
     )
 
 
-def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
-    """Insert `name: string` into `input.schema`, creating the block if needed (or into a
-    Prompty file's own `inputs:`)."""
+def declare_variable_fix(
+    doc: PromptDocument,
+    name: str,
+    optional: bool = False,
+    given: tuple[tuple[str, bool], ...] = (),
+) -> Fix:
+    """Insert `name: string` (`name?: string` when `optional`) into `input.schema`, creating
+    the block if needed (or into a Prompty file's own `inputs:`). A block created anew also
+    declares `given`, the (name, optional) the examples already provide."""
     prompty = _declare_in_prompty_inputs(doc, name)
     if prompty is not None:
         return prompty
     schema = doc.entry("input", "schema")
-    line_text = f"{name}: string"
+    line_text = _field_line(name, optional)
     if schema is not None and isinstance(schema.value, dict) and schema.key_range is not None:
         fields = [e for e in doc.entries if len(e.path) == 3 and e.path[:2] == ("input", "schema")]
         value_start = schema.value_range.start
@@ -93,7 +121,7 @@ def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
             # a flow mapping `schema: {a: string}`: add to it before its `}`
             end = schema.value_range.end
             return Fix(
-                f"Declare '{name}' in input.schema",
+                _declare_title(name, optional),
                 (TextEdit(Range.of(end.line, end.character - 1), f", {line_text}"),),
                 preferred=True,
             )
@@ -113,12 +141,12 @@ def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
         if schema.value == {} and schema.value_range.start.line == schema.key_range.start.line:
             # `schema: {}` on one line: rewrite it as a block
             return Fix(
-                f"Declare '{name}' in input.schema",
+                _declare_title(name, optional),
                 (TextEdit(schema.value_range, f"\n{' ' * indent}{line_text}"),),
                 preferred=True,
             )
         return Fix(
-            f"Declare '{name}' in input.schema",
+            _declare_title(name, optional),
             (TextEdit(Range.of(line, 0), f"{' ' * indent}{line_text}\n"),),
             preferred=True,
         )
@@ -130,25 +158,37 @@ def declare_variable_fix(doc: PromptDocument, name: str) -> Fix:
     ):
         line = input_entry.key_range.start.line + 1
         indent = input_entry.key_range.start.character + 2
-        text = f"{' ' * indent}schema:\n{' ' * (indent + 2)}{line_text}\n"
+        fields = "".join(
+            f"{' ' * (indent + 2)}{_field_line(n, o)}\n" for n, o in (*given, (name, optional))
+        )
+        text = f"{' ' * indent}schema:\n{fields}"
         return Fix(
-            f"Declare '{name}' in input.schema",
+            _declare_title(name, optional),
             (TextEdit(Range.of(line, 0), text),),
             preferred=True,
         )
-    block = f"input:\n  schema:\n    {line_text}\n"
+    fields = "".join(f"    {_field_line(n, o)}\n" for n, o in (*given, (name, optional)))
+    block = f"input:\n  schema:\n{fields}"
     if doc.has_front_matter and doc.front_matter_range is not None:
         insert_line = doc.body_start_line - 1
         return Fix(
-            f"Declare '{name}' in input.schema",
+            _declare_title(name, optional),
             (TextEdit(Range.of(insert_line, 0), block),),
             preferred=True,
         )
     return Fix(
-        f"Declare '{name}' in input.schema",
+        _declare_title(name, optional),
         (TextEdit(Range.of(0, 0), f"---\n{block}---\n"),),
         preferred=True,
     )
+
+
+def _field_line(name: str, optional: bool) -> str:
+    return f"{name}{'?' if optional else ''}: string"
+
+
+def _declare_title(name: str, optional: bool) -> str:
+    return f"Declare '{name}' in input.schema" + (" (optional)" if optional else "")
 
 
 def _declare_in_prompty_inputs(doc: PromptDocument, name: str) -> Fix | None:

@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.evaluation.optimize import OptimizeProgress, OptimizeReport
     from prompt_lsp.evaluation.report import RunReport
     from prompt_lsp.evaluation.results import Comparison, ExampleResult  # noqa: F401 (for server type hints)
+
+    # re-exported for the editor's type hints
+    from prompt_lsp.evaluation.results import ExampleChange as ExampleChange
     from prompt_lsp.format.model import PromptDocument
 
 __all__ = [

@@ -33,9 +33,9 @@ def create_server() -> PromptServer:
     hover.register(ls)
     navigation.register(ls)
     structure.register(ls)
-    actions.register(ls, scheduler)
     inlay.register(ls)
-    evaluate.register(ls, scheduler)
+    evaluations = evaluate.register(ls, scheduler)
+    actions.register(ls, scheduler, evaluations)
     optimize.register(ls)
     return ls
 

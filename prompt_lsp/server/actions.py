@@ -1,4 +1,7 @@
-"""Quick fixes: the checks' fixes as code actions; creating a missing examples file."""
+"""Code actions: the checks' fixes as quick fixes (creating a missing examples file is one);
+and the run commands as source actions (Evaluate, Cancel, Compare, Show rendered on a prompt;
+Run example on an example's line in its examples file), so clients without code lenses (eglot,
+Helix) reach every command the lenses offer."""
 
 from __future__ import annotations
 
@@ -11,11 +14,25 @@ from pygls.uris import to_fs_path
 from prompt_lsp.checks.findings import Finding, Fix
 from prompt_lsp.evaluation import api
 from prompt_lsp.server.convert import to_diagnostic
-from prompt_lsp.server.diagnostics import DiagnosticsScheduler
+from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
+from prompt_lsp.server.evaluate import (
+    CANCEL,
+    COMPARE,
+    EVALUATE,
+    RUN_EXAMPLE,
+    SHOW_RENDERED,
+    Evaluations,
+)
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
 CREATE_FILE = "prompt-lsp.createExamplesFile"
+SOURCE_KIND = f"{types.CodeActionKind.Source.value}.promptLsp"
+EVALUATE_KIND = f"{SOURCE_KIND}.evaluate"
+CANCEL_KIND = f"{SOURCE_KIND}.cancel"
+COMPARE_KIND = f"{SOURCE_KIND}.compare"
+SHOW_RENDERED_KIND = f"{SOURCE_KIND}.showRendered"
+RUN_EXAMPLE_KIND = f"{SOURCE_KIND}.runExample"
 
 
 @attrs.define
@@ -25,7 +42,7 @@ class CreateFileArgs:
     content: str
 
 
-def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
+def register(ls: PromptServer, scheduler: DiagnosticsScheduler, evaluations: Evaluations) -> None:
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(
@@ -33,6 +50,11 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                 types.CodeActionKind.QuickFix,
                 types.CodeActionKind.Source,
                 types.CodeActionKind.RefactorRewrite,
+                EVALUATE_KIND,
+                CANCEL_KIND,
+                COMPARE_KIND,
+                SHOW_RENDERED_KIND,
+                RUN_EXAMPLE_KIND,
             ]
         ),
     )
@@ -40,16 +62,24 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     async def code_action(
         ls: PromptServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
-        state = ls.state(params.text_document.uri)
-        if state is None:
-            return None
-        extra = [action for provider in ls.action_providers for action in provider(state, params)]
-        findings = await scheduler.quick_findings(state)  # for the text the client has now
-        actions = []
-        for finding in _findings_for(state, findings, params):
-            diagnostic = to_diagnostic(finding, state.positions, state.uri)
-            actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
-        return actions + extra or None
+        uri = params.text_document.uri
+        if uri.endswith(EXAMPLE_SUFFIXES):
+            actions = _example_actions(evaluations, uri, params.range.start.line)
+        else:
+            state = ls.state(uri)
+            if state is None:
+                return None
+            findings = await scheduler.quick_findings(state)  # for the text the client has now
+            actions = []
+            for finding in _findings_for(state, findings, params):
+                diagnostic = to_diagnostic(finding, state.positions, state.uri)
+                actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
+            actions += _prompt_actions(evaluations, state)
+            actions += [a for provider in ls.action_providers for a in provider(state, params)]
+        only = params.context.only if params.context else None
+        if only:
+            actions = [a for a in actions if _kind_wanted(a.kind, only)]
+        return actions or None
 
     @ls.command(CREATE_FILE)
     @contained()
@@ -73,6 +103,49 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                     types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
                 )
             )
+
+
+def _kind_wanted(kind: str | None, only: list[str]) -> bool:
+    """`kind` is one of `only` or below one (`source.promptLsp.evaluate` is below `source`)."""
+    kind = str(getattr(kind, "value", kind) or "")
+    return any(
+        kind == str(getattr(w, "value", w)) or kind.startswith(f"{getattr(w, 'value', w)}.")
+        for w in only
+    )
+
+
+def _command_action(title: str, kind: str, command: str, argument: dict) -> types.CodeAction:
+    return types.CodeAction(
+        title, kind=kind, command=types.Command(title=title, command=command, arguments=[argument])
+    )
+
+
+def _prompt_actions(evaluations: Evaluations, state: DocumentState) -> list[types.CodeAction]:
+    """What the prompt's lenses offer, as source actions on the whole file."""
+    argument = {"uri": state.uri}
+    evaluation = evaluations.running(state.uri)
+    if evaluation is not None and evaluation.running:
+        return [_command_action("Cancel evaluation", CANCEL_KIND, CANCEL, argument)]
+    return [
+        _command_action("Evaluate this prompt", EVALUATE_KIND, EVALUATE, argument),
+        _command_action("Compare with the previous version", COMPARE_KIND, COMPARE, argument),
+        _command_action("Show rendered prompt", SHOW_RENDERED_KIND, SHOW_RENDERED, argument),
+    ]
+
+
+def _example_actions(evaluations: Evaluations, uri: str, line: int) -> list[types.CodeAction]:
+    """Run / render the example on `line` of an examples file (with a prompt open that reads it)."""
+    found = evaluations.example_at(uri, line)
+    if found is None:
+        return []
+    state, example = found
+    argument = {"uri": state.uri, "example": example.id}
+    return [
+        _command_action(f"Run example {example.id}", RUN_EXAMPLE_KIND, RUN_EXAMPLE, argument),
+        _command_action(
+            f"Show example {example.id} rendered", SHOW_RENDERED_KIND, SHOW_RENDERED, argument
+        ),
+    ]
 
 
 def _examples_file_to_create(ls: PromptServer, args: CreateFileArgs) -> Path | None:

@@ -116,6 +116,7 @@ class _Items:
         self.pos = pos
         self.items: list[types.CompletionItem] = []
         self.incomplete = False
+        self.closing = ""  # appended to every inserted text (what closes an open `{{ `)
         self._ranges: dict[int, types.Range] = {}  # by typed length: items share their range
 
     def _range(self, typed_length: int) -> types.Range:
@@ -146,7 +147,9 @@ class _Items:
                 kind=kind,
                 detail=detail or None,
                 documentation=types.MarkupContent(types.MarkupKind.Markdown, doc) if doc else None,
-                text_edit=types.TextEdit(rng, insert if insert is not None else label),
+                text_edit=types.TextEdit(
+                    rng, (insert if insert is not None else label) + self.closing
+                ),
                 filter_text=label if insert is None else insert,
                 sort_text=sort,
             )
@@ -368,11 +371,33 @@ def _handlebars_items(b: _Items, state: DocumentState, pos: Position, inner: str
             )
     match = re.search(r"(\w*)\Z", inner)
     if match and not re.search(r"[.@]\w*\Z", inner):
+        b.closing = _closing(state.doc, pos, "{{", inner)
         _variable_items(b, state, pos, match.group(1))
+
+
+def _closing(doc: PromptDocument, pos: Position, opener: str, inner: str) -> str:
+    """What a name completed inside `{{ ` must bring so the expression reads `{{ name }}`:
+    ` }}` when nothing closes it on the line, a space when `}}` follows at once (VS Code
+    auto-closes `{{` to `{{}}`), nothing when ` }}` already follows. Only when the user wrote
+    the space after `{{` (the spacing they chose is kept)."""
+    if opener != "{{" or not inner.lstrip("-")[:1].isspace():
+        return ""
+    after = doc.lines[pos.line][pos.character :]
+    if after[:1].isalnum() or after[:1] == "_":
+        return ""  # inside a word: the rest of it stays, so does whatever follows
+    close = after.find("}}")
+    reopen = after.find("{{")
+    if close < 0 or 0 <= reopen < close:
+        return " }}"
+    between = after[:close].rstrip("-")
+    if between.strip():
+        return ""  # the expression goes on (`{{ name | upper }}`): leave it alone
+    return "" if between else " "
 
 
 def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, inner: str) -> None:
     env = environment()
+    b.closing = _closing(state.doc, pos, opener, inner)
     if match := re.search(r"\|\s*(\w*)\Z", inner):
         for name in sorted(env.filters):
             b.add(
@@ -392,6 +417,7 @@ def _jinja_items(b: _Items, state: DocumentState, pos: Position, opener: str, in
                 _first_doc_line(env.tests[name]),
             )
     elif opener == "{%" and (match := re.fullmatch(r"-?\s*(\w*)", inner)):
+        b.closing = ""
         for name, text in JINJA_TAGS.items():
             b.add(name, types.CompletionItemKind.Keyword, match.group(1), "tag", text)
     elif re.search(r"\.\s*\w*\Z", inner):

@@ -20,6 +20,7 @@ from prompt_lsp.evaluation import api
 from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError, HistoryStamp, load_examples
 from prompt_lsp.format.examples import Example, examples_path
 from prompt_lsp.format.model import Position, Range
+from prompt_lsp.server.clients import client_features
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
 from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, Evaluation, EvaluationNotes, fs_path
 from prompt_lsp.server.evaluate_text import (
@@ -43,8 +44,11 @@ SHOW_RENDERED = "prompt-lsp.showRendered"
 COMPARE = "prompt-lsp.compareWithPrevious"
 STATUS = "prompt-lsp.evaluationStatus"
 SCORE_NOTIFICATION = "promptLsp/score"
-REFRESH_EVERY_S = 0.3
-KNOWN_TEXTS = 500  # history answers kept, one per text seen  # lens refreshes while running, at most this often
+REFRESH_EVERY_S = 0.3  # lens refreshes while running, at most this often
+LOG_PROGRESS_EVERY_S = (
+    5.0  # progress as log messages (clients without $/progress), at most this often
+)
+KNOWN_TEXTS = 500  # history answers kept, one per text seen
 
 
 @attrs.define
@@ -155,6 +159,11 @@ class Evaluations:
         evaluation.done = evaluation.failed = 0
         evaluation.total = _example_count(state)
         token = await self._create_progress(state)
+        if token is None:  # the client shows no $/progress: say it started, in words
+            self.ls.show_to_client(
+                f"Evaluating {_name_of(state)} on {evaluation.total} example"
+                f"{'s' if evaluation.total != 1 else ''} ({_model_of(state, self.ls.settings.default_model)})…"
+            )
         evaluation.task = self.ls.spawn(self._run(state, evaluation, token))
         self.refresh(force=True)
 
@@ -168,10 +177,11 @@ class Evaluations:
         except Exception as err:
             self.ls.log_to_client(f"work done progress refused: {err!r}")
             return None
-        name = state.doc.name or (state.path.stem if state.path else "prompt")
         self.ls.work_done_progress.begin(
             token,
-            types.WorkDoneProgressBegin(title=f"Evaluating {name}", cancellable=True, percentage=0),
+            types.WorkDoneProgressBegin(
+                title=f"Evaluating {_name_of(state)}", cancellable=True, percentage=0
+            ),
         )
         return token
 
@@ -183,15 +193,18 @@ class Evaluations:
                     lambda f: evaluation.cancel.set() if f.cancelled() else None
                 )
 
+        logged_at = time.monotonic()
+
         def on_progress(event) -> None:
+            nonlocal logged_at
             evaluation.done, evaluation.total, evaluation.failed = (
                 event.done,
                 event.total,
                 event.failed,
             )
+            eta = f" · {event.eta_s:.0f} s left" if event.eta_s is not None else ""
+            failed = f" · {event.failed} failed" if event.failed else ""
             if token is not None:
-                eta = f" · {event.eta_s:.0f} s left" if event.eta_s is not None else ""
-                failed = f" · {event.failed} failed" if event.failed else ""
                 self.ls.work_done_progress.report(
                     token,
                     types.WorkDoneProgressReport(
@@ -199,6 +212,12 @@ class Evaluations:
                         percentage=int(100 * event.done / event.total) if event.total else 100,
                         cancellable=True,
                     ),
+                )
+            elif time.monotonic() - logged_at >= LOG_PROGRESS_EVERY_S:
+                logged_at = time.monotonic()
+                self.ls.log_to_client(
+                    f"Evaluating {_name_of(state)}: {event.done}/{event.total}{failed}{eta}",
+                    types.MessageType.Info,
                 )
             self.refresh()
 
@@ -212,6 +231,8 @@ class Evaluations:
             self.ls.show_to_client(f"prompt-lsp: {message}", types.MessageType.Error)
         except asyncio.CancelledError:
             message = "cancelled"
+            if token is None:
+                self.ls.show_to_client(f"Evaluation of {_name_of(state)} cancelled.")
             raise
         except Exception as err:
             message = f"evaluation failed: {err!r}"
@@ -222,7 +243,7 @@ class Evaluations:
             self._remember((state.uri, report.version), self._history_stamp(state), report)
             message = score_title(report, edited=False)
             self._publish_example_diagnostics(state, report)
-            self._notify_score(state.uri, report)
+            self._tell_score(state, report)
         finally:
             if token is not None:
                 self.ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
@@ -299,10 +320,17 @@ class Evaluations:
             ),
         )
 
-    def _notify_score(self, uri: str, report: RunReport) -> None:
+    def _tell_score(self, state: DocumentState, report: RunReport) -> None:
+        """The score after a run: as `promptLsp/score` to a client that handles it (a status
+        bar, the Neovim plugin), else as a message every client shows."""
         title = score_title(report, edited=False)
-        tooltip = f"{report.model} · {report.file} · version {report.version[:8]}"
-        self.ls.protocol.notify(SCORE_NOTIFICATION, {"uri": uri, "text": title, "tooltip": tooltip})
+        if client_features(self.ls).score_notification:
+            tooltip = f"{report.model} · {report.file} · version {report.version[:8]}"
+            self.ls.protocol.notify(
+                SCORE_NOTIFICATION, {"uri": state.uri, "text": title, "tooltip": tooltip}
+            )
+        else:
+            self.ls.show_to_client(f"{_name_of(state)}: {title}")
 
     # ---------------------------------------------------------------- lenses
 
@@ -336,16 +364,31 @@ class Evaluations:
         lenses.append(lens("Show rendered prompt", SHOW_RENDERED))
         return lenses
 
-    def example_lenses(self, uri: str) -> list[types.CodeLens]:
-        """Per-example scores in an examples file, from the last run of a prompt that reads it."""
+    def readers_of(self, uri: str) -> list[DocumentState]:
+        """The open prompts whose examples file is `uri`."""
         path = fs_path(uri)
         if path is None:
             return []
         path = path.resolve()
+        readers = []
         for state in self.ls.open_states():
             target = examples_path(state.doc, state.path)
-            if target is None or target.resolve() != path:
-                continue
+            if target is not None and target.resolve() == path:
+                readers.append(state)
+        return readers
+
+    def example_at(self, uri: str, line: int) -> tuple[DocumentState, Example] | None:
+        """The example on `line` of the examples file `uri`, with a prompt that reads it."""
+        for state in self.readers_of(uri):
+            examples = load_examples(state.doc, state.path)
+            for example in examples.examples if examples else ():
+                if example.line == line:
+                    return state, example
+        return None
+
+    def example_lenses(self, uri: str) -> list[types.CodeLens]:
+        """Per-example scores in an examples file, from the last run of a prompt that reads it."""
+        for state in self.readers_of(uri):
             evaluation = self.running(state.uri)
             report = self.report_for(state) or (evaluation.report if evaluation else None)
             examples = load_examples(state.doc, state.path)
@@ -378,7 +421,7 @@ class Evaluations:
         if not _is_comparison_spot(state, pos):
             return None
         report, edited = self.shown_report(state)
-        return comparison_markdown(report, edited)
+        return comparison_markdown(report, edited, client_features(ls).evaluate_hint)
 
     # ---------------------------------------------------------------- documents to show
 
@@ -426,6 +469,10 @@ def _is_comparison_spot(state: DocumentState, pos: Position) -> bool:
 def _example_count(state: DocumentState) -> int:
     examples = load_examples(state.doc, state.path)
     return len(examples.examples) if examples else 0
+
+
+def _name_of(state: DocumentState) -> str:
+    return state.doc.name or (state.path.stem if state.path else "prompt")
 
 
 def _model_of(state: DocumentState, default_model: str | None) -> str:

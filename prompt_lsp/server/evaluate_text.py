@@ -3,6 +3,8 @@ opened by Show rendered / Compare / Run example. Pure functions of reports."""
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.api import (
@@ -21,7 +23,7 @@ from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
-    from prompt_lsp.evaluation.api import Comparison, ExampleResult, RunReport
+    from prompt_lsp.evaluation.api import Comparison, ExampleChange, ExampleResult, RunReport
 
 MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
@@ -135,11 +137,16 @@ def _baseline_markdown(report: RunReport) -> list[str]:
     return lines
 
 
-def comparison_markdown(report: RunReport, edited: bool) -> str:
+def comparison_markdown(
+    report: RunReport | None,
+    edited: bool,
+    evaluate_hint: str = "Run **Evaluate** (or `prompt-lsp eval FILE`)",
+) -> str:
+    """The comparison hover; `evaluate_hint` says how the user's client starts a run."""
     if report is None:
         return (
-            "**Not evaluated yet.** Click **▶ Evaluate** above (or run `prompt-lsp eval FILE`) to "
-            "score this prompt on its examples; each later version is compared with the one before."
+            f"**Not evaluated yet.** {evaluate_hint} to score this prompt on its examples; "
+            "each later version is compared with the one before."
         )
     note = "\n\n_The text was edited since this run._" if edited else ""
     comparison = report.comparison
@@ -200,13 +207,57 @@ def rendered_document(state: DocumentState, example_id: str | None) -> tuple[str
     return f"{stem}.rendered.md", f"# {stem} — rendered ({title})\n\n{body}\n"
 
 
+def word_diff(before: str, after: str) -> str:
+    """`after` with the words it lost as `[-old-]` and the words it gained as `{+new+}` (git's
+    word-diff notation), whole: the change shows wherever it is in a long output."""
+    old, new = re.split(r"(\s+)", before), re.split(r"(\s+)", after)
+    out = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, old, new, autojunk=False
+    ).get_opcodes():
+        if tag == "equal":
+            out.append("".join(old[i1:i2]))
+            continue
+        removed, added = "".join(old[i1:i2]), "".join(new[j1:j2])
+        if removed.strip():
+            out.append(f"[-{removed}-]")
+        if added.strip():
+            out.append(f"{{+{added}+}}")
+        elif not removed.strip():
+            out.append(added)
+    return "".join(out)
+
+
+def _changes_section(title: str, changes: list[ExampleChange]) -> list[str]:
+    lines = [f"## {title} ({len(changes)})", ""]
+    for change in changes:
+        lines += [
+            f"### `{change.example_id}` {change.metric} {change.before:.3f} → {change.after:.3f}",
+            "",
+            "```text",
+            word_diff(change.before_output or "", change.after_output or ""),
+            "```",
+            "",
+        ]
+    return lines if changes else []
+
+
 def compare_document(state: DocumentState, report: RunReport) -> tuple[str, str]:
+    """The comparison, then every changed example's outputs as a word diff, then the prompt's
+    full diff."""
     stem = state.path.stem if state.path else "prompt"
     comparison = report.comparison
     text = comparison_markdown(report, edited=False)
+    outputs = [
+        *_changes_section("Regressed examples", comparison.regressed),
+        *_changes_section("Improved examples", comparison.improved),
+    ]
+    legend = "Outputs: previous → current; `[-removed-]`, `{+added+}`.\n\n" if outputs else ""
     return (
         f"{stem}.compare.md",
-        f"# {stem} — comparison\n\n{text}\n\n## Full diff\n\n```diff\n{comparison.diff}```\n",
+        f"# {stem} — comparison\n\n{text}\n\n{legend}"
+        + "\n".join(outputs)
+        + f"\n## Full diff\n\n```diff\n{comparison.diff}```\n",
     )
 
 

@@ -17,6 +17,7 @@ from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import environment
 from prompt_lsp.format.text import one_line
+from prompt_lsp.server.clients import client_features, markdown_to_plaintext
 from prompt_lsp.server.completion import JINJA_TAGS, ROLE_DOCS
 from prompt_lsp.server.context import in_front_matter, key_at, name_at, token_at, yaml_path_at
 from prompt_lsp.server.server import PromptServer, contained
@@ -37,18 +38,21 @@ def register(ls: PromptServer) -> None:
         for provider in ls.hover_providers:  # they may read the history: off the event loop
             text = await asyncio.to_thread(provider, ls, state, pos)
             if text:
-                return _hover(text, None, state)
+                return _hover(ls, text, None, state)
         found = describe(state, pos)
         if found is None:
             return None
-        return _hover(found[0], found[1], state)
+        return _hover(ls, found[0], found[1], state)
 
 
-def _hover(text: str, rng: Range | None, state: DocumentState) -> types.Hover:
-    return types.Hover(
-        contents=types.MarkupContent(types.MarkupKind.Markdown, text),
-        range=state.positions.range(rng) if rng else None,
-    )
+def _hover(ls: PromptServer, text: str, rng: Range | None, state: DocumentState) -> types.Hover:
+    """In the format the client asked for: plaintext clients (eglot without markdown-mode)
+    would show `**` and backticks literally."""
+    if client_features(ls).markdown_hover:
+        contents = types.MarkupContent(types.MarkupKind.Markdown, text)
+    else:
+        contents = types.MarkupContent(types.MarkupKind.PlainText, markdown_to_plaintext(text))
+    return types.Hover(contents=contents, range=state.positions.range(rng) if rng else None)
 
 
 def describe(state: DocumentState, pos: Position) -> tuple[str, Range | None] | None:

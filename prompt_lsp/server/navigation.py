@@ -476,6 +476,29 @@ async def rename_edit(
     return workspace_edit(ls, files)
 
 
+async def examples_references(
+    ls: PromptServer, state: DocumentState, name: str
+) -> list[types.Location]:
+    """Where the examples file gives `name` (its keys, or its CSV column): the places a rename
+    changes there."""
+    examples = await examples_file(ls, state)
+    if examples is None or examples.uri == state.uri:
+        return []
+    spans = await asyncio.to_thread(examples_key_edits, examples.text, examples.kind, name, name)
+    lines = split_lines(examples.text)
+    other = Positions(lines, ls.encoding)
+    return [types.Location(examples.uri, other.range(_unquoted(lines, r))) for r, _ in spans]
+
+
+def _unquoted(lines: list[str], rng: Range) -> Range:
+    """A JSON key's range without its quotes (a rename replaces them; a reference is the name)."""
+    line = lines[rng.start.line] if rng.start.line < len(lines) else ""
+    start, end = rng.start.character, rng.end.character
+    if rng.start.line == rng.end.line and end - start >= 2 and line[start] == line[end - 1] == '"':
+        return Range.of(rng.start.line, start + 1, end=end - 1)
+    return rng
+
+
 # ---------------------------------------------------------------- handlers
 
 
@@ -566,7 +589,9 @@ def register(ls: PromptServer) -> None:
 
     @ls.feature(types.TEXT_DOCUMENT_REFERENCES)
     @contained()
-    def references(ls: PromptServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    async def references(
+        ls: PromptServer, params: types.ReferenceParams
+    ) -> list[types.Location] | None:
         state = ls.state(params.text_document.uri)
         if state is None:
             return None
@@ -576,7 +601,8 @@ def register(ls: PromptServer) -> None:
         found = uses(state.doc, target.name)
         if params.context.include_declaration:
             found = declarations(state.doc, target.name) + found
-        return [types.Location(state.uri, state.positions.range(r)) for r in found]
+        locations = [types.Location(state.uri, state.positions.range(r)) for r in found]
+        return locations + await examples_references(ls, state, target.name)
 
     @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
     @contained()

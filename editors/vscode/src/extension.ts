@@ -32,7 +32,38 @@ export const EXAMPLES_FILES_GLOB = '**/*.examples.{jsonl,json,csv,yaml,yml}';
 export const PROMPT_FILES_GLOB = '**/*.{prompt,prompty}';
 
 export const NOT_FOUND_MESSAGE =
-  'prompt-lsp server not found. Install it with `pip install prompt-lsp` or set promptLsp.serverCommand.';
+  'prompt-lsp server not found. Install it with `pip install prompt-lsp` (in the workspace\'s .venv, ' +
+  'or the interpreter selected in the Python extension) or set promptLsp.serverCommand.';
+
+/** The not-found notification: what to do, then every place that was looked at. */
+export function notFoundMessage(tried: readonly string[]): string {
+  return tried.length === 0 ? NOT_FOUND_MESSAGE : `${NOT_FOUND_MESSAGE} Tried: ${tried.join('; ')}.`;
+}
+
+/** The interpreter the Python extension (ms-python.python) has selected for `resource`. */
+async function pythonExtensionInterpreter(resource: vscode.Uri | undefined): Promise<string | undefined> {
+  const extension = vscode.extensions.getExtension('ms-python.python');
+  if (extension === undefined) {
+    return undefined;
+  }
+  try {
+    const api: any = extension.isActive ? extension.exports : await extension.activate();
+    const environments = api?.environments;
+    if (environments?.getActiveEnvironmentPath !== undefined) {
+      const active = environments.getActiveEnvironmentPath(resource);
+      const resolved = await environments.resolveEnvironment?.(active);
+      const executable: string | undefined = resolved?.executable?.uri?.fsPath ?? active?.path;
+      if (executable) {
+        return executable;
+      }
+    }
+    const details = api?.settings?.getExecutionDetails?.(resource);
+    const command: unknown = details?.execCommand?.[0];
+    return typeof command === 'string' && command !== '' ? command : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const OPEN_SETTINGS = 'Open Settings';
 const SHOW_OUTPUT = 'Show Output';
 
@@ -146,7 +177,9 @@ class PromptLspController implements vscode.Disposable {
   }
 
   private resolveDeps(cwd: string): ResolveDeps {
+    const folder = vscode.workspace.workspaceFolders?.[0];
     return {
+      selectedInterpreter: () => pythonExtensionInterpreter(folder?.uri),
       platform: process.platform,
       env: process.env,
       isExecutable: async (file) => {
@@ -188,10 +221,11 @@ class PromptLspController implements vscode.Disposable {
     const resolution = await resolveServerCommand(settings.serverCommand, this.resolveDeps(cwd), {
       workspaceFolder: folder?.uri.scheme === 'file' ? folder.uri.fsPath : undefined,
       userHome: os.homedir(),
+      trusted: vscode.workspace.isTrusted,
     });
     if (!resolution.ok) {
-      this.output.appendLine(`prompt-lsp server not found; tried: ${resolution.tried.join(', ')}`);
-      void this.showNotFound();
+      this.output.appendLine(`prompt-lsp server not found; tried: ${resolution.tried.join('; ')}`);
+      void this.showNotFound(resolution.tried);
       return;
     }
     this.output.appendLine(
@@ -222,7 +256,8 @@ class PromptLspController implements vscode.Disposable {
         // examples files: per-example score lenses and evaluation diagnostics
         { scheme: 'file', pattern: EXAMPLES_FILES_GLOB },
       ],
-      initializationOptions: settings,
+      // codeLens/scoreNotification: this client shows lenses and the score in its status bar
+      initializationOptions: { ...settings, codeLens: true, scoreNotification: true },
       synchronize: {
         configurationSection: SECTION,
         fileEvents: this.watcher,
@@ -277,8 +312,8 @@ class PromptLspController implements vscode.Disposable {
     }
   }
 
-  private async showNotFound(): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(NOT_FOUND_MESSAGE, OPEN_SETTINGS);
+  private async showNotFound(tried: readonly string[] = []): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(notFoundMessage(tried), OPEN_SETTINGS);
     if (choice === OPEN_SETTINGS) {
       await vscode.commands.executeCommand(
         'workbench.action.openSettings',

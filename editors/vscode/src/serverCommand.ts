@@ -4,8 +4,14 @@
  * - `promptLsp.serverCommand` set: that executable and its leading arguments, plus `serve` unless
  *   the list already holds it. `${workspaceFolder}`, `${userHome}` and a leading `~` are expanded;
  *   a bare name is looked up on PATH.
- * - Otherwise: `prompt-lsp serve` from PATH, else `python3 -m prompt_lsp serve`, else
- *   `python -m prompt_lsp serve` (each Python only if it can import `prompt_lsp`).
+ * - Otherwise, the way Python users expect, first found wins:
+ *   1. the workspace's virtual environment, `.venv` then `venv` (only in a trusted workspace):
+ *      its `prompt-lsp`, else its Python with `-m prompt_lsp`;
+ *   2. the interpreter selected in the Python extension (when installed), with `-m prompt_lsp`,
+ *      or the `prompt-lsp` beside it;
+ *   3. `prompt-lsp` on PATH, else `python3`/`python -m prompt_lsp` from PATH.
+ *   A Python counts only if it can import `prompt_lsp`. When nothing works, `tried` lists every
+ *   candidate and why it was passed over.
  *
  * Pure apart from the injected `ResolveDeps`, so the unit tests run without VS Code.
  */
@@ -22,16 +28,25 @@ export interface ResolveDeps {
   isExecutable(file: string): Promise<boolean>;
   /** True when `python` can import `module` (run from the server's working directory). */
   hasPythonModule(python: string, module: string): Promise<boolean>;
+  /** The interpreter selected in the Python extension, if it is installed and has one. */
+  selectedInterpreter?(): Promise<string | undefined>;
 }
 
 export interface Substitutions {
   workspaceFolder?: string;
   userHome?: string;
+  /** The workspace is trusted: its own virtual environment may be run. */
+  trusted?: boolean;
 }
 
+export type Source = 'setting' | 'venv' | 'interpreter' | 'path' | 'python';
+
 export type Resolution =
-  | { ok: true; command: string; args: string[]; source: 'setting' | 'path' | 'python' }
+  | { ok: true; command: string; args: string[]; source: Source }
   | { ok: false; tried: string[] };
+
+/** Virtual environment folders looked for in the workspace, in order. */
+export const VENV_FOLDERS = ['.venv', 'venv'];
 
 function pathApi(platform: NodeJS.Platform): path.PlatformPath {
   return platform === 'win32' ? path.win32 : path.posix;
@@ -125,24 +140,83 @@ export async function resolveServerCommand(
   }
 
   const tried: string[] = [];
+  const api = pathApi(deps.platform);
+  const moduleArgs = ['-m', PYTHON_MODULE, SERVE_ARG];
+
+  /** The environment's `prompt-lsp`, else its Python if that imports the module. */
+  const fromEnvironment = async (
+    binDir: string,
+    python: string,
+    source: Source,
+    label: string,
+  ): Promise<Resolution | undefined> => {
+    for (const name of executableNames(SERVER_EXECUTABLE, deps)) {
+      const server = api.join(binDir, name);
+      if (await deps.isExecutable(server)) {
+        return { ok: true, command: server, args: [SERVE_ARG], source };
+      }
+    }
+    if (!(await deps.isExecutable(python))) {
+      tried.push(`${label}: ${python} (missing)`);
+      return undefined;
+    }
+    if (await deps.hasPythonModule(python, PYTHON_MODULE)) {
+      return { ok: true, command: python, args: moduleArgs, source };
+    }
+    tried.push(`${label}: ${python} -m ${PYTHON_MODULE} (not installed there)`);
+    return undefined;
+  };
+
+  if (subs.workspaceFolder !== undefined) {
+    for (const folder of VENV_FOLDERS) {
+      const venv = api.join(subs.workspaceFolder, folder);
+      const binDir = api.join(venv, deps.platform === 'win32' ? 'Scripts' : 'bin');
+      const python = api.join(binDir, deps.platform === 'win32' ? 'python.exe' : 'python');
+      if (subs.trusted === false) {
+        tried.push(`workspace ${folder} (skipped: the workspace is not trusted)`);
+        continue;
+      }
+      const found = await fromEnvironment(binDir, python, 'venv', `workspace ${folder}`);
+      if (found !== undefined) {
+        return found;
+      }
+    }
+  }
+
+  if (deps.selectedInterpreter !== undefined) {
+    const interpreter = await deps.selectedInterpreter();
+    if (interpreter === undefined) {
+      tried.push('the Python extension\'s interpreter (none selected or not installed)');
+    } else {
+      const found = await fromEnvironment(
+        api.dirname(interpreter),
+        interpreter,
+        'interpreter',
+        'the Python extension\'s interpreter',
+      );
+      if (found !== undefined) {
+        return found;
+      }
+    }
+  }
+
   const onPath = await findOnPath(SERVER_EXECUTABLE, deps);
   if (onPath !== undefined) {
     return { ok: true, command: onPath, args: [SERVE_ARG], source: 'path' };
   }
-  tried.push(`${SERVER_EXECUTABLE} (on PATH)`);
+  tried.push(`${SERVER_EXECUTABLE} (not on PATH)`);
 
   const pythons = deps.platform === 'win32' ? ['python', 'python3'] : ['python3', 'python'];
   for (const python of pythons) {
     const interpreter = await findOnPath(python, deps);
     if (interpreter !== undefined && (await deps.hasPythonModule(interpreter, PYTHON_MODULE))) {
-      return {
-        ok: true,
-        command: interpreter,
-        args: ['-m', PYTHON_MODULE, SERVE_ARG],
-        source: 'python',
-      };
+      return { ok: true, command: interpreter, args: moduleArgs, source: 'python' };
     }
-    tried.push(`${python} -m ${PYTHON_MODULE}`);
+    tried.push(
+      interpreter === undefined
+        ? `${python} (not on PATH)`
+        : `${interpreter} -m ${PYTHON_MODULE} (not installed there)`,
+    );
   }
   return { ok: false, tried };
 }

@@ -110,6 +110,8 @@ describe('extension with a server that starts', () => {
       cache: true,
       debounce: 150,
       historyPath: '',
+      codeLens: true,
+      scoreNotification: true,
     });
     assert.equal(world.opened.at(-1)?.content, result);
   });
@@ -151,13 +153,54 @@ describe('extension without a server', () => {
     assert.deepEqual(world.messages, [
       {
         level: 'error',
-        text: 'prompt-lsp server not found. Install it with `pip install prompt-lsp` or set promptLsp.serverCommand.',
+        text:
+          'prompt-lsp server not found. Install it with `pip install prompt-lsp` (in the workspace\'s .venv, ' +
+          'or the interpreter selected in the Python extension) or set promptLsp.serverCommand. ' +
+          'Tried: /nonexistent/bin/prompt-lsp.',
         items: ['Open Settings'],
       },
     ]);
     assert.deepEqual(world.executed, [
       { command: 'workbench.action.openSettings', args: ['promptLsp.serverCommand'] },
     ]);
+  });
+});
+
+describe("extension using the Python extension's interpreter", () => {
+  const ctx = context();
+  const envDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-lsp-env-'));
+
+  after(async () => {
+    await extension.deactivate();
+    dispose(ctx);
+    world.extensions = {};
+    fs.rmSync(envDir, { recursive: true, force: true });
+  });
+
+  it('starts the prompt-lsp beside the selected interpreter', async () => {
+    // an environment holding a python and the server's script (here: the fake server)
+    const python = path.join(envDir, 'python');
+    fs.writeFileSync(python, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const script = path.join(envDir, 'prompt-lsp');
+    fs.writeFileSync(script, `#!/bin/sh\nexec "${process.execPath}" "${fakeServer}" "$@"\n`, { mode: 0o755 });
+    world.extensions = {
+      'ms-python.python': {
+        isActive: true,
+        exports: {
+          environments: {
+            getActiveEnvironmentPath: () => ({ id: python, path: python }),
+            resolveEnvironment: async () => ({ executable: { uri: { fsPath: python } } }),
+          },
+        },
+      },
+    };
+    world.messages = [];
+    world.output = [];
+    world.settings = {};
+    await extension.activate(ctx);
+    await until(() => world.output.join('').includes('Starting'), 'the server start');
+    assert.match(world.output.join(''), new RegExp(`Starting ${script} serve`));
+    assert.deepEqual(world.messages, []);
   });
 });
 

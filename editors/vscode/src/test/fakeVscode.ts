@@ -183,6 +183,8 @@ export class World {
   statusItems: StatusItem[] = [];
   opened: { content: string | undefined; language: string | undefined }[] = [];
   output: string[] = [];
+  /** Installed extensions by id, as `vscode.extensions.getExtension` returns them. */
+  extensions: Record<string, unknown> = {};
   activeTextEditor: { document: FakeDocument } | undefined;
   readonly onDidChangeActiveTextEditor = new EventEmitter<unknown>();
   readonly onDidChangeConfiguration = new EventEmitter<{ affectsConfiguration(s: string): boolean }>();
@@ -363,7 +365,7 @@ export function createFakeVscode(world: World): any {
     commands,
     languages,
     env: { language: 'en', appName: 'Fake Code', machineId: 'test', openExternal: async () => true },
-    extensions: { getExtension: () => undefined, all: [] },
+    extensions: { getExtension: (id: string) => world.extensions[id], all: [] },
   };
 
   /** An unknown export: a class (some are extended at load time) whose members read as 0. */

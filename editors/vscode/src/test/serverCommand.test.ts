@@ -114,7 +114,68 @@ describe('resolveServerCommand', () => {
     const d = deps({ executables: ['/usr/bin/python3'] });
     assert.deepEqual(await resolveServerCommand([], d), {
       ok: false,
-      tried: ['prompt-lsp (on PATH)', 'python3 -m prompt_lsp', 'python -m prompt_lsp'],
+      tried: [
+        'prompt-lsp (not on PATH)',
+        '/usr/bin/python3 -m prompt_lsp (not installed there)',
+        'python (not on PATH)',
+      ],
+    });
+  });
+
+  it("prefers the workspace's .venv over PATH: its prompt-lsp, else its python", async () => {
+    const subs = { workspaceFolder: '/ws', trusted: true };
+    const withScript = deps({ executables: ['/ws/.venv/bin/prompt-lsp', '/usr/bin/prompt-lsp'] });
+    assert.deepEqual(await resolveServerCommand([], withScript, subs), {
+      ok: true,
+      command: '/ws/.venv/bin/prompt-lsp',
+      args: ['serve'],
+      source: 'venv',
+    });
+    const withPython = deps({
+      executables: ['/ws/venv/bin/python', '/usr/bin/prompt-lsp'],
+      pythonsWithModule: ['/ws/venv/bin/python'],
+    });
+    assert.deepEqual(await resolveServerCommand([], withPython, subs), {
+      ok: true,
+      command: '/ws/venv/bin/python',
+      args: ['-m', 'prompt_lsp', 'serve'],
+      source: 'venv',
+    });
+  });
+
+  it('skips the workspace .venv when the workspace is not trusted', async () => {
+    const d = deps({ executables: ['/ws/.venv/bin/prompt-lsp', '/usr/bin/prompt-lsp'] });
+    const r = await resolveServerCommand([], d, { workspaceFolder: '/ws', trusted: false });
+    assert.equal(r.ok && r.command, '/usr/bin/prompt-lsp');
+  });
+
+  it("uses the Python extension's interpreter before PATH", async () => {
+    const d = deps({
+      executables: ['/opt/env/bin/python', '/usr/bin/prompt-lsp'],
+      pythonsWithModule: ['/opt/env/bin/python'],
+    });
+    d.selectedInterpreter = async () => '/opt/env/bin/python';
+    assert.deepEqual(await resolveServerCommand([], d, { workspaceFolder: '/ws', trusted: true }), {
+      ok: true,
+      command: '/opt/env/bin/python',
+      args: ['-m', 'prompt_lsp', 'serve'],
+      source: 'interpreter',
+    });
+  });
+
+  it('says exactly what was tried, in order, when nothing works', async () => {
+    const d = deps({ executables: ['/ws/.venv/bin/python', '/opt/env/bin/python'] });
+    d.selectedInterpreter = async () => '/opt/env/bin/python';
+    assert.deepEqual(await resolveServerCommand([], d, { workspaceFolder: '/ws', trusted: true }), {
+      ok: false,
+      tried: [
+        'workspace .venv: /ws/.venv/bin/python -m prompt_lsp (not installed there)',
+        'workspace venv: /ws/venv/bin/python (missing)',
+        "the Python extension's interpreter: /opt/env/bin/python -m prompt_lsp (not installed there)",
+        'prompt-lsp (not on PATH)',
+        'python3 (not on PATH)',
+        'python (not on PATH)',
+      ],
     });
   });
 
