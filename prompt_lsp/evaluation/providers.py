@@ -337,6 +337,32 @@ async def litellm_transport(
     )
 
 
+class RunTransport:
+    """The transport of one run: the light HTTP client (`openai_http`) for the calls it can
+    make exactly as litellm would, litellm for every other call. One pooled connection set per
+    run; `aclose()` at the end."""
+
+    def __init__(self, max_connections: int = 64) -> None:
+        self.max_connections = max_connections
+        self._http: Any = None
+
+    async def __call__(
+        self, model: str, messages: list[dict[str, str]], config: dict[str, Any], timeout_s: float
+    ) -> ModelReply:
+        from prompt_lsp.evaluation.openai_http import OpenAIHttpClient, light_client_handles
+
+        if not light_client_handles(model, config):
+            return await litellm_transport(model, messages, config, timeout_s)
+        if self._http is None:
+            self._http = OpenAIHttpClient(self.max_connections)
+        return await self._http.complete(model, messages, config)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
 def _reply_text(response: Any) -> str:
     try:
         content = response.choices[0].message.content

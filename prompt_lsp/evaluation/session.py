@@ -33,10 +33,15 @@ from prompt_lsp.evaluation.metrics import (
     metric_spec,
     prepare_metrics,
 )
+from prompt_lsp.evaluation.openai_http import (
+    light_client_handles,
+    missing_key_problem,
+    preload_prices,
+)
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
+    RunTransport,
     is_local_model,
-    litellm_transport,
     load_litellm,
     local_extra_installed,
     model_setup_problem,
@@ -285,20 +290,31 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
 
 
 async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> None:
-    """Get ready for the calls, only when some call is not cached: load litellm (off the event
-    loop: it takes seconds), check keys (a missing key is an EvalSetupError before any call),
-    load a local model, and warm litellm's lazy imports, so no example's latency pays for
-    them."""
+    """Get ready for the calls, only when some call is not cached: check keys (a missing key
+    is an EvalSetupError before any call); for the calls litellm makes, load it (off the event
+    loop: it takes seconds), load a local model, and warm litellm's lazy imports, so no
+    example's latency pays for them. A run whose calls all go through the light HTTP client
+    never imports litellm."""
     if not needs_calls or not uses_litellm:
         return
-    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
-    litellm = await asyncio.to_thread(load_litellm)
     models = {plan.model}
     models |= {
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
+    light = {m for m in models if light_client_handles(m, plan.config if m == plan.model else {})}
+    for model in sorted(light):
+        message = missing_key_problem(plan.config if model == plan.model else {})
+        if message:
+            raise EvalSetupError(message)
+    if light:
+        await asyncio.to_thread(preload_prices)
+    heavy = models - light
+    if not heavy:
+        return
+    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
+    litellm = await asyncio.to_thread(load_litellm)
     mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
-    for model in sorted(models):
+    for model in sorted(heavy):
         message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
             raise EvalSetupError(message)
@@ -308,7 +324,8 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
             await asyncio.to_thread(engine.generate, "Hello", {"max_tokens": 1})
         except LocalModelError as err:
             raise EvalSetupError(str(err)) from err
-    await _warm_up(litellm, plan.model)
+    if plan.model in heavy:
+        await _warm_up(litellm, plan.model)
 
 
 async def _warm_up(litellm: Any, model: str) -> None:
@@ -388,6 +405,7 @@ async def evaluate_prompt(
     state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
     cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
+    transport = RunTransport(max_connections=max(plan.concurrency, 1))
     try:
         calls = [item for item in plan.items if item.render_error is None]
         hits = cache.get_many(item.key for item in calls) if cache else {}
@@ -405,7 +423,7 @@ async def evaluate_prompt(
                 retry=options.retry or DEFAULT_RETRY,
                 use_cache=plan.use_cache,
             ),
-            options.transport or litellm_transport,
+            options.transport or transport,
             cache,
             hits,
             on_result=progress,
@@ -421,6 +439,7 @@ async def evaluate_prompt(
             time.perf_counter() - started,
         )
     finally:
+        await transport.aclose()
         history.close()
         if cache is not None:
             cache.close()

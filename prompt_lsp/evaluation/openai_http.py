@@ -1,0 +1,298 @@
+"""A light client for OpenAI-compatible chat endpoints, behind the same `Transport` interface.
+
+litellm takes seconds of CPU to import and about 10 ms of CPU per call (logging objects, cost
+lookups, response objects); for a plain `openai/<model>` chat call with plain sampling settings
+none of that is needed. This module sends the request litellm would send — the same URL,
+headers that matter, JSON body — over one pooled `httpx.AsyncClient` (litellm's own HTTP
+library), and turns its errors into exceptions with litellm's names and messages, so retries,
+`Retry-After` and error lines are the same. Anything else (other providers, bare model names,
+reasoning models whose parameters litellm rewrites, tools or any setting this client does not
+know) goes to litellm: `light_client_handles` decides, once per model.
+
+The endpoint is the prompt's `api_base`/`base_url` (already vetted by the session: keys go
+only where the user allowed) or the user's `OPENAI_BASE_URL` / `OPENAI_API_BASE`, as in litellm.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prompt_lsp.evaluation.providers import ModelReply
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_API_BASE = "https://api.openai.com/v1"
+# Settings passed through unchanged by litellm for an OpenAI chat model.
+PASSTHROUGH_SETTINGS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "user",
+        "response_format",
+    }
+)
+# Settings this client reads itself, or that only steer litellm and the runner.
+CLIENT_SETTINGS = frozenset({"api_base", "base_url", "api_key", "timeout", "num_retries"})
+# Models whose parameters litellm rewrites (max_tokens → max_completion_tokens, …).
+_REWRITTEN_MODELS = re.compile(r"^(o\d|gpt-5|gpt-oss|codex)", re.I)
+_DISABLE_VARIABLE = "PROMPT_LSP_LITELLM_ONLY"  # "1": every call through litellm
+
+
+def light_client_handles(model: str, config: Mapping[str, Any]) -> bool:
+    """True when a call of `model` with `config` can skip litellm with the same result."""
+    if os.environ.get(_DISABLE_VARIABLE, "").strip() in ("1", "true", "yes"):
+        return False
+    provider, _, name = model.partition("/")
+    if provider != "openai" or not name or _REWRITTEN_MODELS.match(name):
+        return False
+    return all(key in PASSTHROUGH_SETTINGS or key in CLIENT_SETTINGS for key in config)
+
+
+def missing_key_problem(config: Mapping[str, Any]) -> str | None:
+    """The line litellm's key check gives when no OpenAI key is set, or None."""
+    key = config.get("api_key")
+    if (isinstance(key, str) and key.strip()) or os.environ.get("OPENAI_API_KEY", "").strip():
+        return None
+    return "OPENAI_API_KEY is not set: export it, or pick another `model:`"
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class OpenAIHttpError(Exception):
+    """An error answer or a failed connection; subclasses carry litellm's class names, so
+    `providers.is_retryable` and `describe_error` treat both clients' errors alike."""
+
+    def __init__(self, message: str, status_code: int | None = None, response: Any = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.response = response
+
+
+class BadRequestError(OpenAIHttpError): ...
+
+
+class AuthenticationError(OpenAIHttpError): ...
+
+
+class PermissionDeniedError(OpenAIHttpError): ...
+
+
+class NotFoundError(OpenAIHttpError): ...
+
+
+class UnprocessableEntityError(OpenAIHttpError): ...
+
+
+class RateLimitError(OpenAIHttpError): ...
+
+
+class InternalServerError(OpenAIHttpError): ...
+
+
+class ServiceUnavailableError(OpenAIHttpError): ...
+
+
+class APIConnectionError(OpenAIHttpError): ...
+
+
+class Timeout(OpenAIHttpError): ...
+
+
+_ERROR_FOR_STATUS: dict[int, type[OpenAIHttpError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: Timeout,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def error_for_response(response: httpx.Response) -> OpenAIHttpError:
+    status = response.status_code
+    cls = _ERROR_FOR_STATUS.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else BadRequestError
+    return cls(f"OpenAIException - {_error_message(response)}", status, response)
+
+
+def _error_message(response: httpx.Response) -> str:
+    text = response.text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip() or f"HTTP {response.status_code}"
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return text.strip()
+
+
+# ---------------------------------------------------------------------------- prices
+
+
+@functools.cache
+def _price_table() -> dict[str, Any]:
+    """litellm's bundled price map, read as JSON without importing litellm (the same file
+    `LITELLM_LOCAL_MODEL_COST_MAP=True` makes litellm read)."""
+    spec = importlib.util.find_spec("litellm")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = Path(folder) / "model_prices_and_context_window_backup.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def preload_prices() -> None:
+    """Read the price map now (call it off the event loop, before the first reply)."""
+    _price_table()
+
+
+def call_cost(name: str, usage: Mapping[str, Any]) -> float:
+    """USD for one call of the OpenAI model `name`, as litellm prices it (cached prompt tokens
+    at the cache-read rate); 0 for a model litellm does not price."""
+    table = _price_table()
+    entry = table.get(name) or table.get(f"openai/{name}")
+    if not isinstance(entry, dict):
+        return 0.0
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    details = usage.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    input_rate = _float(entry.get("input_cost_per_token"))
+    cached_rate = _float(entry.get("cache_read_input_token_cost"), input_rate)
+    output_rate = _float(entry.get("output_cost_per_token"))
+    return (prompt - cached) * input_rate + cached * cached_rate + completion * output_rate
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _float(value: Any, default: float = 0.0) -> float:
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+    )
+
+
+# ---------------------------------------------------------------------------- the client
+
+
+def api_base_for(config: Mapping[str, Any]) -> str:
+    """The prompt's endpoint (vetted by the session), else the user's, else OpenAI's."""
+    for key in ("api_base", "base_url"):
+        value = config.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip().rstrip("/")
+    for variable in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            return value.rstrip("/")
+    return DEFAULT_API_BASE
+
+
+def request_headers(config: Mapping[str, Any]) -> dict[str, str]:
+    key = config.get("api_key")
+    if not isinstance(key, str) or not key.strip():
+        key = os.environ.get("OPENAI_API_KEY", "")
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    organization = os.environ.get("OPENAI_ORGANIZATION") or os.environ.get("OPENAI_ORG_ID")
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    project = os.environ.get("OPENAI_PROJECT_ID")
+    if project:
+        headers["OpenAI-Project"] = project
+    return headers
+
+
+def request_body(name: str, messages: list[dict[str, str]], config: Mapping[str, Any]) -> bytes:
+    body: dict[str, Any] = {"model": name, "messages": messages}
+    body.update((k, v) for k, v in config.items() if k in PASSTHROUGH_SETTINGS)
+    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+class OpenAIHttpClient:
+    """One pooled HTTP client for a run: `await client.complete(...)`, then `aclose()`."""
+
+    def __init__(self, max_connections: int = 64) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            timeout=httpx.Timeout(None),  # the runner cancels a call that takes too long
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def complete(
+        self, model: str, messages: list[dict[str, str]], config: Mapping[str, Any]
+    ) -> ModelReply:
+        name = model.split("/", 1)[1]
+        url = api_base_for(config) + "/chat/completions"
+        httpx = self._httpx
+        try:
+            response = await self._client.post(
+                url, content=request_body(name, messages, config), headers=request_headers(config)
+            )
+        except httpx.TimeoutException as err:
+            raise Timeout("OpenAIException - Request timed out.") from err
+        except httpx.HTTPError as err:
+            raise APIConnectionError("OpenAIException - Connection error.") from err
+        if response.status_code >= 400:
+            raise error_for_response(response)
+        try:
+            data = response.json()
+        except ValueError as err:
+            raise InternalServerError(
+                "OpenAIException - the reply is not JSON", response.status_code, response
+            ) from err
+        return reply_from_json(name, data)
+
+
+def reply_from_json(name: str, data: Any) -> ModelReply:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    return ModelReply(
+        text=_reply_text(data),
+        prompt_tokens=_int(usage.get("prompt_tokens")),
+        completion_tokens=_int(usage.get("completion_tokens")),
+        cost=call_cost(name, usage),
+    )
+
+
+def _reply_text(data: Any) -> str:
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    return content if isinstance(content, str) else ""
