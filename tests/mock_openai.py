@@ -29,6 +29,7 @@ class MockStep:
     error: str = "mock error"
     content: str | None = None  # None: the default reply
     hang: bool = False  # never answer (a client timeout must fire)
+    text: str | None = None  # a plain-text body instead of JSON (a proxy's error page)
 
 
 Behaviour = Callable[[dict[str, Any], int], MockStep]  # (request body, attempt number) -> step
@@ -152,6 +153,8 @@ class MockOpenAI:
             delay = self.latency_s if step.delay is None else step.delay
             if delay:
                 await asyncio.sleep(delay)
+            if step.text is not None:
+                return web.Response(text=step.text, status=step.status, headers=step.headers)
             if step.status != 200:
                 error = {"error": {"message": step.error, "type": "mock", "code": step.status}}
                 return web.json_response(error, status=step.status, headers=step.headers)

@@ -87,11 +87,11 @@ def test_second_run_is_cached_and_shows_the_delta_after_an_edit(
 
     prompt.write_text(prompt.read_text().replace("Repeat {{ word }}", "Say {{ word }}"))
     assert main(["eval", str(prompt), "--json", "-"]) == 1  # exact_match drops to 0
-    out = capsys.readouterr().out
-    report = json.loads(out[out.index("{\n") :])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout holds the JSON report alone
     assert report["deltas"]["exact_match"] == pytest.approx(-2 / 3)
     assert {change["id"] for change in report["regressed"]} == {"one", "two"}
-    assert "FAIL" in out
+    assert "FAIL" in captured.err and "FAIL" not in captured.out
 
 
 def test_threshold_failure_and_all_failed_exit_1(

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 a metric under its threshold, or every call failed; 2 bad input or
 usage (one line on stderr, never a traceback); 130 interrupted (the partial run is recorded).
-Progress goes to stderr; tables and reports go to stdout.
+Progress goes to stderr; tables and reports go to stdout, except with `--json -`: then stdout
+holds the JSON report alone and the table goes to stderr.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("prompt-lsp: interrupted; finished results were recorded", file=sys.stderr)
         return EXIT_INTERRUPTED
-    _print_report(report)
+    _print_report(report, to_stderr=args.json == "-")
     try:
         _write_reports(report, args.json, args.junit)
     except OSError as err:
@@ -181,10 +182,10 @@ def _progress_bar(name: str) -> Iterator[Callable[[ProgressEvent], None]]:
         yield on_progress
 
 
-def _print_report(report: RunReport) -> None:
+def _print_report(report: RunReport, to_stderr: bool = False) -> None:
     for warning in report.warnings:
         print(f"prompt-lsp: warning: {warning}", file=sys.stderr)
-    console = make_console()
+    console = make_console(stderr=to_stderr)
     console.print(_results_table(report))
     hidden = len(report.results) - MAX_TABLE_ROWS
     if hidden > 0:
@@ -292,7 +293,8 @@ def _write_reports(report: RunReport, json_path: str | None, junit_path: str | N
     if json_path:
         data = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
         if json_path == "-":
-            print(data)
+            sys.stdout.write(data + "\n")
+            sys.stdout.flush()
         else:
             Path(json_path).write_text(data + "\n", encoding="utf-8")
     if junit_path:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected
+from prompt_lsp.evaluation.light_imports import defer_package
 from prompt_lsp.format.settings import MetricSetting
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -94,8 +95,8 @@ def metric_spec(setting: MetricSetting) -> MetricSpec:
 
 
 def prepare_metrics(specs: list[MetricSpec]) -> None:
-    """Build what scoring needs up front (the ROUGE scorer imports nltk: about a second the
-    first time), so that it can happen in a worker thread rather than in the event loop."""
+    """Build what scoring needs up front (the ROUGE scorer imports rouge_score and
+    numpy the first time), so that it can happen in a worker thread rather than in the event loop."""
     types = tuple(sorted({s.name for s in specs if s.name in ROUGE_TYPES}))
     if types:
         _rouge_scorer(types)
@@ -237,7 +238,10 @@ def _json_valid(output: str) -> MetricScore:
 
 @functools.lru_cache(maxsize=16)
 def _rouge_scorer(types: tuple[str, ...]) -> Any:
-    """One scorer per set of ROUGE types: built once (the stemmer setup is not free)."""
+    """One scorer per set of ROUGE types: built once (the stemmer setup is not free).
+    rouge_score needs only nltk's Porter stemmer: the rest of nltk is not imported."""
+    for package in ("nltk", "nltk.stem"):
+        defer_package(package)
     from rouge_score import rouge_scorer
 
     return rouge_scorer.RougeScorer(list(types), use_stemmer=True)

@@ -83,19 +83,16 @@ class OpenAIHttpError(Exception):
         self.response = response
 
 
+class APIError(OpenAIHttpError): ...
+
+
 class BadRequestError(OpenAIHttpError): ...
 
 
 class AuthenticationError(OpenAIHttpError): ...
 
 
-class PermissionDeniedError(OpenAIHttpError): ...
-
-
 class NotFoundError(OpenAIHttpError): ...
-
-
-class UnprocessableEntityError(OpenAIHttpError): ...
 
 
 class RateLimitError(OpenAIHttpError): ...
@@ -104,41 +101,43 @@ class RateLimitError(OpenAIHttpError): ...
 class InternalServerError(OpenAIHttpError): ...
 
 
+class BadGatewayError(OpenAIHttpError): ...
+
+
 class ServiceUnavailableError(OpenAIHttpError): ...
-
-
-class APIConnectionError(OpenAIHttpError): ...
 
 
 class Timeout(OpenAIHttpError): ...
 
 
+# How litellm 1.110 maps an OpenAI endpoint's status codes (any other: APIError).
 _ERROR_FOR_STATUS: dict[int, type[OpenAIHttpError]] = {
     400: BadRequestError,
     401: AuthenticationError,
-    403: PermissionDeniedError,
     404: NotFoundError,
     408: Timeout,
-    422: UnprocessableEntityError,
+    422: BadRequestError,
     429: RateLimitError,
+    500: InternalServerError,
+    502: BadGatewayError,
     503: ServiceUnavailableError,
+    504: Timeout,
 }
 
 
 def error_for_response(response: httpx.Response) -> OpenAIHttpError:
     status = response.status_code
-    cls = _ERROR_FOR_STATUS.get(status)
-    if cls is None:
-        cls = InternalServerError if status >= 500 else BadRequestError
-    return cls(f"OpenAIException - {_error_message(response)}", status, response)
+    cls = _ERROR_FOR_STATUS.get(status, APIError)
+    prefix = "Timeout Error: " if cls is Timeout else ""
+    return cls(f"{prefix}OpenAIException - {_error_message(response)}", status, response)
 
 
 def _error_message(response: httpx.Response) -> str:
     text = response.text
     try:
         data = json.loads(text)
-    except ValueError:
-        return text.strip() or f"HTTP {response.status_code}"
+    except ValueError:  # a proxy's error page: litellm names the status alone
+        return f"Error code: {response.status_code}"
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return str(error["message"])
@@ -265,9 +264,9 @@ class OpenAIHttpClient:
                 url, content=request_body(name, messages, config), headers=request_headers(config)
             )
         except httpx.TimeoutException as err:
-            raise Timeout("OpenAIException - Request timed out.") from err
-        except httpx.HTTPError as err:
-            raise APIConnectionError("OpenAIException - Connection error.") from err
+            raise Timeout("Timeout Error: OpenAIException - Request timed out.") from err
+        except httpx.HTTPError as err:  # litellm reports a refused connection so, too
+            raise InternalServerError("OpenAIException - Connection error.") from err
         if response.status_code >= 400:
             raise error_for_response(response)
         try:
