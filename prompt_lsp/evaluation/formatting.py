@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import datetime
 
+from prompt_lsp.format.text import one_line as shorten
+
+__all__ = ["format_delta", "format_score", "format_when", "shorten"]
+
 
 def format_score(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
@@ -17,14 +21,6 @@ def format_delta(value: float | None) -> str:
     if abs(value) < 0.0005:
         return "="
     return f"{'▲' if value > 0 else '▼'}{abs(value):.3f}"
-
-
-def shorten(text: object, width: int = 60) -> str:
-    """One line of at most `width` characters."""
-    if text is None or text == "":
-        return ""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def format_when(timestamp: float) -> str:

@@ -50,14 +50,6 @@ class RunReport:
     def headline(self) -> MetricSpec | None:
         return self.metrics[0] if self.metrics else None
 
-    @property
-    def headline_score(self) -> float | None:
-        spec = self.headline
-        return self.aggregates.get(spec.key) if spec else None
-
-    @property
-    def finished(self) -> int:
-        return len(self.results)
 
     @property
     def mean_latency_s(self) -> float | None:

@@ -86,11 +86,8 @@ class ExampleChange:
 class Comparison:
     """The current run against the previous version's run (current − previous)."""
 
-    current_run_id: str
-    current_version: str
     previous_run_id: str
     previous_version: str
-    previous_model: str
     previous_finished_at: float
     previous_aggregates: dict[str, float | None]
     deltas: dict[str, float | None]

@@ -17,6 +17,7 @@ from prompt_lsp.catalog.metrics import METRICS, suggest_metric
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.format.keys import SCHEMA_TYPES
 from prompt_lsp.format.model import Entry, Range, SchemaField
+from prompt_lsp.format.text import one_line
 
 
 @dataclass(frozen=True)
@@ -193,8 +194,7 @@ RULES: list[Rule] = [
 
 
 def show_value(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return one_line(repr(value), 40)
 
 
 # ---------------------------------------------------------------- reading

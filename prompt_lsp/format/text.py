@@ -34,3 +34,11 @@ def text_version(text: str) -> str:
     """A version is the SHA-256 of the file's text (a lone surrogate an editor sent hashes as
     its code point rather than failing)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def one_line(text: object, width: int = 60) -> str:
+    """`text` (a value's repr when not a string) on one line of at most `width` characters."""
+    if text is None or text == "":
+        return ""
+    flat = " ".join((text if isinstance(text, str) else repr(text)).split())
+    return flat if len(flat) <= width else flat[: width - 1].rstrip() + "…"

@@ -95,11 +95,8 @@ def compare_runs(
         text_now = store.version_text(current.file, current.version) or ""
     text_before = store.version_text(previous.file, previous.version) or ""
     return Comparison(
-        current_run_id=current.id,
-        current_version=current.version,
         previous_run_id=previous.id,
         previous_version=previous.version,
-        previous_model=previous.model,
         previous_finished_at=previous.finished_at,
         previous_aggregates=dict(previous.aggregates),
         deltas=metric_deltas(current.aggregates, previous.aggregates),

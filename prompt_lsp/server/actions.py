@@ -30,17 +30,15 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
     )
     @contained(default=None)
-    def code_action(
+    async def code_action(
         ls: PromptServer, params: types.CodeActionParams
     ) -> list[types.CodeAction] | None:
         state = ls.state(params.text_document.uri)
-        if state is None or state.findings is None:
+        if state is None:
             return None
-        wanted = state.positions.from_client_range(params.range)
+        findings = await scheduler.quick_findings(state)  # for the text the client has now
         actions = []
-        for finding in state.findings:
-            if finding.range.start > wanted.end or finding.range.end < wanted.start:
-                continue
+        for finding in _findings_for(state, findings, params):
             diagnostic = to_diagnostic(finding, state.positions, state.uri)
             actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
         return actions or None
@@ -66,6 +64,26 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                     types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
                 )
             )
+
+
+def _findings_for(
+    state: DocumentState, findings: list[Finding], params: types.CodeActionParams
+) -> list[Finding]:
+    """The findings of the current analysis the request is about: those overlapping its range,
+    and those equivalent (same code, overlapping range) to a diagnostic the client sent, which
+    may have been computed for an earlier version of the text."""
+    spans = [state.positions.from_client_range(params.range)]
+    codes: set[str] = set()
+    for diagnostic in params.context.diagnostics if params.context else []:
+        spans.append(state.positions.from_client_range(diagnostic.range))
+        if diagnostic.code is not None:
+            codes.add(str(diagnostic.code))
+    chosen = []
+    for finding in findings:
+        overlaps = [not (f.start > finding.range.end or f.end < finding.range.start) for f in spans]
+        if overlaps[0] or (finding.code in codes and any(overlaps[1:])):
+            chosen.append(finding)
+    return chosen
 
 
 def _action(

@@ -3,7 +3,6 @@ model ids, metric names and examples file paths. Every item replaces the partly 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Iterable
@@ -26,9 +25,7 @@ from prompt_lsp.format.examples import FORMATS
 from prompt_lsp.format.keys import SCHEMA_TYPES, SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument
 from prompt_lsp.format.template import environment
-from prompt_lsp.format.text import split_lines
-from prompt_lsp.server.context import in_front_matter, yaml_path_at
-from prompt_lsp.server.convert import Positions
+from prompt_lsp.server.context import KEY_LINE, in_front_matter, yaml_path_at
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -82,7 +79,7 @@ def register(ls: PromptServer) -> None:
     )
     @contained(default=None)
     def completion(ls: PromptServer, params: types.CompletionParams) -> types.CompletionList | None:
-        state = typing_state(ls, params.text_document.uri)
+        state = ls.state(params.text_document.uri)
         if state is None:
             return None
         pos = state.positions.from_client(params.position)
@@ -91,29 +88,6 @@ def register(ls: PromptServer) -> None:
             or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         )
         return complete(state, pos, invoked, ls.settings.default_model)
-
-
-def typing_state(ls: PromptServer, uri: str) -> DocumentState | None:
-    """The document's state for completion. While one body line is being typed on, the model of
-    the last parsed version serves with this version's lines: its front matter and its other
-    lines are the same, and re-analysing a long template on every keystroke costs tens of
-    milliseconds (a 2,000-line body: ~50 ms). Anything else gets a full parse."""
-    document = ls.workspace.text_documents.get(uri)
-    last = ls.last_state(uri)  # the last parsed version, not parsed again here
-    if document is None or last is None or last.version == document.version:
-        return ls.state(uri)
-    text = document.source
-    old = last.doc
-    if old.truncated or not old.front_matter_closed and old.has_front_matter:
-        return ls.state(uri)
-    lines = split_lines(text)
-    if len(lines) != len(old.lines):
-        return ls.state(uri)
-    changed = [n for n, (new, was) in enumerate(zip(lines, old.lines, strict=True)) if new != was]
-    if len(changed) > 1 or (changed and changed[0] < old.body_start_line):
-        return ls.state(uri)
-    doc = dataclasses.replace(old, text=text, lines=lines)
-    return DocumentState(uri, document.version, doc, last.path, Positions(lines, ls.encoding))
 
 
 def complete(
@@ -178,7 +152,6 @@ class _Items:
 # ---------------------------------------------------------------- front matter
 
 _VALUE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:\s+(?P<value>.*)$")
-_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:(?:\s|$)")
 _KEY_TYPED = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<word>\w*)$")
 
 
@@ -232,7 +205,7 @@ def _keys_written(doc: PromptDocument, parent: tuple[str, ...], indent: int, ski
     end = doc.body_start_line - 1 if doc.front_matter_closed else len(doc.lines)
     keys = set()
     for line in range(1, min(end, len(doc.lines))):
-        match = _KEY_LINE.match(doc.lines[line])
+        match = KEY_LINE.match(doc.lines[line])
         if line == skip or not match:
             continue
         own_indent = len(match.group("indent")) + len(match.group("dash") or "")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from prompt_lsp.format.model import NameUse, Position, PromptDocument, TokenUse
 
-_KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:(?:\s|$)")
+KEY_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[\w?]+)\s*:(?:\s|$)")
 
 
 def in_front_matter(doc: PromptDocument, line: int) -> bool:
@@ -26,7 +26,7 @@ def yaml_path_at(lines: list[str], line: int, indent: int) -> tuple[str, ...]:
             continue
         if text.strip() == "---":
             break
-        match = _KEY_LINE.match(text)
+        match = KEY_LINE.match(text)
         own_indent = (
             len(text)
             - len(text.lstrip())
@@ -68,7 +68,7 @@ def key_at(doc: PromptDocument, pos: Position) -> KeyAt | None:
     if not in_front_matter(doc, pos.line):
         return None
     text = doc.lines[pos.line]
-    match = _KEY_LINE.match(text)
+    match = KEY_LINE.match(text)
     if not match:
         return None
     indent = len(match.group("indent")) + (len(match.group("dash")) if match.group("dash") else 0)

@@ -9,38 +9,34 @@ import traceback
 from pathlib import Path
 
 from lsprotocol import types
-from pygls.uris import to_fs_path
 
 from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
 from prompt_lsp.evaluation.api import load_examples
 from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
-from prompt_lsp.server.convert import to_diagnostic
-from prompt_lsp.server.server import PromptServer, contained, is_prompt_uri
+from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, fs_path, is_prompt_uri
+from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
-EXAMPLE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".yaml", ".yml")
 SLOW_CHECKS_IDLE_S = 0.5  # after the quick checks, how long typing must pause for the slow ones
 
 
 class DiagnosticsScheduler:
-    """One pending check per document; a newer change replaces the pending one."""
+    """One pending check per document (kept in its record); a newer change replaces it."""
 
     def __init__(self, ls: PromptServer) -> None:
         self.ls = ls
-        self.pending: dict[str, asyncio.Task] = {}
-        self.extra: dict[str, list[types.Diagnostic]] = {}  # e.g. from evaluation runs
-        self.slow: dict[str, list[Finding]] = {}  # the last slow checks' findings per document
+        self.documents = ls.documents
 
     def schedule(self, uri: str, delay_ms: int | None = None) -> None:
-        if not is_prompt_uri(uri):
+        if not is_prompt_uri(uri) or self.documents.text_document(uri) is None:
             return  # e.g. an open examples file: prompt checks do not apply to it
-        previous = self.pending.pop(uri, None)
-        if previous is not None:
-            previous.cancel()
+        record = self.documents.record(uri)
+        if record.pending_check is not None:
+            record.pending_check.cancel()
         delay = self.ls.settings.debounce_ms if delay_ms is None else delay_ms
-        self.pending[uri] = self.ls.spawn(self._run(uri, delay / 1000))
+        record.pending_check = self.ls.spawn(self._run(record.uri, delay / 1000))
 
     async def _run(self, uri: str, delay: float) -> None:
         if delay:
@@ -55,40 +51,51 @@ class DiagnosticsScheduler:
                 types.MessageType.Error,
             )
         finally:
-            if self.pending.get(uri) is asyncio.current_task():
-                del self.pending[uri]
+            record = self.documents.existing(uri)
+            if record is not None and record.pending_check is asyncio.current_task():
+                record.pending_check = None
 
     async def _check(self, uri: str, typing: bool) -> None:
         """While typing, the quick checks publish first (the slow ones' last findings carried
         over) and the slow checks follow once typing pauses; otherwise all run at once."""
-        document = self.ls.workspace.text_documents.get(uri)
+        document = self.documents.text_document(uri)
         if document is None:
             return
         state = await self._parsed(uri, document.version, document.source)
         model = self.ls.settings.default_model
+        record = self.documents.record(uri)
         findings = await self._findings(uri, _all_checks, state, model, slow=not typing)
-        if not self._current(uri, state):
+        if not self.documents.is_current(uri, state.version):
             return  # the text changed while checking: the newer check publishes
         if not typing:
-            self.slow[uri] = [f for f in findings if f.code in SLOW_CODES]
+            record.slow_findings = [f for f in findings if f.code in SLOW_CODES]
             state.findings = findings
-            self.publish(state)
+            self.documents.publish(state)
             return
-        state.findings = findings + self.slow.get(uri, [])
-        self.publish(state)
+        state.findings = findings + record.slow_findings
+        self.documents.publish(state)
         await asyncio.sleep(SLOW_CHECKS_IDLE_S)
         slow = await self._findings(uri, _slow_checks, state, model)
-        if not self._current(uri, state):
+        if not self.documents.is_current(uri, state.version):
             return
-        if slow != self.slow.get(uri, []):
-            self.slow[uri] = slow
+        if slow != record.slow_findings:
+            record.slow_findings = slow
             state.findings = findings + slow
-            self.publish(state)
+            self.documents.publish(state)
         self.ls.collect_when_idle()
 
-    def _current(self, uri: str, state: DocumentState) -> bool:
-        current = self.ls.workspace.text_documents.get(uri)
-        return current is not None and current.version == state.version
+    async def quick_findings(self, state: DocumentState) -> list[Finding]:
+        """The findings for this version, checked now when the debounced check has not reached
+        it yet (a request that arrives mid-typing is answered for the text it is about)."""
+        if state.findings is None:
+            record = self.documents.existing(state.uri)
+            slow = record.slow_findings if record else []
+            findings = await self._findings(
+                state.uri, _all_checks, state, self.ls.settings.default_model, slow=False
+            )
+            if state.findings is None:
+                state.findings = findings + slow
+        return state.findings
 
     async def _findings(
         self, uri: str, check, state: DocumentState, model: str | None, **kwargs
@@ -113,25 +120,18 @@ class DiagnosticsScheduler:
         """The state of this version of the document, parsed in a worker thread if it is not
         yet: analysing a long template takes tens of milliseconds, and requests that arrive
         meanwhile (completion as the user resumes typing) are answered in the meantime."""
-        if (state := self.ls.parsed(uri, version, text)) is not None:
+        if (state := self.documents.parsed(uri, version, text)) is not None:
             return state
-        previous = self.ls.previous_doc(uri)
+        previous = self.documents.previous_doc(uri)
         doc = await asyncio.to_thread(functools.partial(parse, text, previous=previous))
-        if (state := self.ls.parsed(uri, version, text)) is not None:
+        if (state := self.documents.parsed(uri, version, text)) is not None:
             return state  # a request parsed it meanwhile: one state per version
-        return self.ls.remember(uri, version, doc)
+        return self.documents.remember(uri, version, doc)
 
-    def publish(self, state: DocumentState) -> None:
-        diagnostics = [to_diagnostic(f, state.positions, state.uri) for f in state.findings or []]
-        diagnostics += self.extra.get(state.uri, [])
-        self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(
-                uri=state.uri, version=state.version, diagnostics=diagnostics
-            )
-        )
-
-    def recheck_readers_of(self, changed: Path) -> None:
+    def recheck_readers_of(self, changed: Path | None) -> None:
         """Re-check every open prompt whose examples file is `changed`."""
+        if changed is None:
+            return
         for state in self.ls.open_states():
             path = examples_path(state.doc, state.path)
             if path is not None and path.resolve() == changed.resolve():
@@ -157,7 +157,7 @@ def register(ls: PromptServer) -> DiagnosticsScheduler:
         if is_prompt_uri(uri):
             scheduler.schedule(uri, 0)
         else:
-            scheduler.recheck_readers_of(Path(to_fs_path(uri)))
+            scheduler.recheck_readers_of(fs_path(uri))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     @contained()
@@ -172,26 +172,18 @@ def register(ls: PromptServer) -> DiagnosticsScheduler:
         if is_prompt_uri(uri):
             scheduler.schedule(uri, 0)
         elif uri.endswith(EXAMPLE_SUFFIXES):
-            scheduler.recheck_readers_of(Path(to_fs_path(uri)))
+            scheduler.recheck_readers_of(fs_path(uri))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     @contained()
     def did_close(ls: PromptServer, params: types.DidCloseTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        task = scheduler.pending.pop(uri, None)
-        if task is not None:
-            task.cancel()
-        ls.forget(uri)
-        if is_prompt_uri(uri):
-            ls.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
-            )
+        ls.documents.close(params.text_document.uri)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     @contained()
     def did_change_watched(ls: PromptServer, params: types.DidChangeWatchedFilesParams) -> None:
         for change in params.changes:
             if change.uri.startswith("file:"):
-                scheduler.recheck_readers_of(Path(to_fs_path(change.uri)))
+                scheduler.recheck_readers_of(fs_path(change.uri))
 
     return scheduler

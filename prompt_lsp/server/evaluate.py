@@ -9,20 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 from lsprotocol import types
-from pygls.uris import to_fs_path
 
 from prompt_lsp.checks.examples import examples_range
 from prompt_lsp.evaluation import api
 from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError, HistoryStamp, load_examples
 from prompt_lsp.format.examples import Example, examples_path
 from prompt_lsp.format.model import Position, Range
-from prompt_lsp.server.diagnostics import EXAMPLE_SUFFIXES, DiagnosticsScheduler
+from prompt_lsp.server.diagnostics import DiagnosticsScheduler
+from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, Evaluation, EvaluationNotes, fs_path
 from prompt_lsp.server.evaluate_text import (
     compare_document,
     comparison_markdown,
@@ -59,34 +58,21 @@ class ExampleArgs:
     example: str | None = None  # the example's id (or 1-based number); default the first
 
 
-@dataclass
-class Evaluation:
-    """The state of evaluations of one prompt document."""
-
-    task: asyncio.Task | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    done: int = 0
-    total: int = 0
-    failed: int = 0
-    report: RunReport | None = None  # the last finished run (any version of the text)
-    examples_uri: str | None = None  # where per-example diagnostics were published
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
-
-
 class Evaluations:
     def __init__(self, ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         self.ls = ls
         self.scheduler = scheduler
-        self.by_uri: dict[str, Evaluation] = {}
+        self.documents = ls.documents
         # (uri, text sha) -> (history stamp, RunReport | None), oldest first
         self.known: dict[tuple[str, str], tuple[HistoryStamp | None, RunReport | None]] = {}
         self._last_refresh = 0.0
 
     def of(self, uri: str) -> Evaluation:
-        return self.by_uri.setdefault(uri, Evaluation())
+        return self.documents.record(uri).evaluation
+
+    def running(self, uri: str) -> Evaluation | None:
+        record = self.documents.existing(uri)
+        return record.evaluation if record is not None else None
 
     # ---------------------------------------------------------------- history
 
@@ -132,7 +118,7 @@ class Evaluations:
         current = self.report_for(state)
         if current is not None:
             return current, False
-        evaluation = self.by_uri.get(state.uri)
+        evaluation = self.running(state.uri)
         if evaluation is None or evaluation.report is None:
             return None, False
         return evaluation.report, evaluation.report.version != api.text_version(state.doc.text)
@@ -235,7 +221,7 @@ class Evaluations:
             evaluation.report = report
             self._remember((state.uri, report.version), self._history_stamp(state), report)
             message = score_title(report, edited=False)
-            self._publish_example_diagnostics(state, evaluation, report)
+            self._publish_example_diagnostics(state, report)
             self._notify_score(state.uri, report)
         finally:
             if token is not None:
@@ -258,9 +244,7 @@ class Evaluations:
 
     # ---------------------------------------------------------------- results in the editor
 
-    def _publish_example_diagnostics(
-        self, state: DocumentState, evaluation: Evaluation, report: RunReport
-    ) -> None:
+    def _publish_example_diagnostics(self, state: DocumentState, report: RunReport) -> None:
         """Information diagnostics on failed and regressed examples; the next run replaces them."""
         examples = load_examples(state.doc, state.path)
         by_id = {e.id: e for e in examples.examples} if examples else {}
@@ -301,20 +285,14 @@ class Evaluations:
                 in_prompt.append(_info(line, text, "evaluation"))
                 continue
             in_prompt.append(_info(rng, text, "evaluation", related))
-        self.scheduler.extra[state.uri] = in_prompt
-        if state.findings is not None:
-            self.scheduler.publish(state)
-        if evaluation.examples_uri and (
-            source is None or evaluation.examples_uri != source.as_uri()
-        ):
-            self._publish_file(evaluation.examples_uri, [])
-        if source is not None:
-            evaluation.examples_uri = source.as_uri()
-            self._publish_file(evaluation.examples_uri, in_file)
-
-    def _publish_file(self, uri: str, diagnostics: list[types.Diagnostic]) -> None:
-        self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+        self.documents.set_notes(
+            state.uri,
+            EvaluationNotes(
+                version=report.version,
+                in_prompt=in_prompt,
+                examples_uri=source.as_uri() if source is not None else None,
+                in_examples=in_file,
+            ),
         )
 
     def _notify_score(self, uri: str, report: RunReport) -> None:
@@ -325,7 +303,7 @@ class Evaluations:
     # ---------------------------------------------------------------- lenses
 
     def prompt_lenses(self, state: DocumentState) -> list[types.CodeLens]:
-        evaluation = self.by_uri.get(state.uri)
+        evaluation = self.running(state.uri)
         top = types.Range(types.Position(0, 0), types.Position(0, 0))
         args = [{"uri": state.uri}]
 
@@ -356,12 +334,15 @@ class Evaluations:
 
     def example_lenses(self, uri: str) -> list[types.CodeLens]:
         """Per-example scores in an examples file, from the last run of a prompt that reads it."""
-        path = Path(to_fs_path(uri)).resolve()
+        path = fs_path(uri)
+        if path is None:
+            return []
+        path = path.resolve()
         for state in self.ls.open_states():
             target = examples_path(state.doc, state.path)
             if target is None or target.resolve() != path:
                 continue
-            evaluation = self.by_uri.get(state.uri)
+            evaluation = self.running(state.uri)
             report = self.report_for(state) or (evaluation.report if evaluation else None)
             examples = load_examples(state.doc, state.path)
             if report is None or examples is None:
@@ -474,7 +455,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(CANCEL)
     @contained()
     def cancel(ls: PromptServer, args: UriArgs) -> None:
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if evaluation is None or not evaluation.running:
             ls.show_to_client("No evaluation of this prompt is running.")
             return
@@ -483,7 +464,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(STATUS)
     @contained()
     def status(ls: PromptServer, args: UriArgs) -> None:
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if evaluation is not None and evaluation.running:
             ls.show_to_client(
                 f"Evaluating: {evaluation.done}/{evaluation.total} done, {evaluation.failed} failed."
@@ -501,7 +482,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     async def compare(ls: PromptServer, args: UriArgs) -> None:
         state = state_for(args.uri)
         report = await asyncio.to_thread(evaluations.report_for, state)
-        evaluation = evaluations.by_uri.get(args.uri)
+        evaluation = evaluations.running(args.uri)
         if report is None and evaluation is not None:
             report = evaluation.report
         if report is None or report.comparison is None:

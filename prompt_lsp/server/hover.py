@@ -15,6 +15,7 @@ from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.keys import SECTIONS
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import environment
+from prompt_lsp.format.text import one_line
 from prompt_lsp.server.completion import JINJA_TAGS, ROLE_DOCS
 from prompt_lsp.server.context import in_front_matter, key_at, name_at, token_at, yaml_path_at
 from prompt_lsp.server.server import PromptServer, contained
@@ -107,7 +108,7 @@ def _variable(state: DocumentState, name: str) -> str:
     if field and field.description:
         lines.append(field.description)
     if name in doc.defaults:
-        lines.append(f"Default: `{_short(doc.defaults[name])}`")
+        lines.append(f"Default: `{one_line(doc.defaults[name], MAX_VALUE_CHARS)}`")
     if field is None and name not in doc.defaults:
         lines.append("Not declared in `input.schema`.")
     examples = load_examples(doc, state.path)
@@ -138,15 +139,9 @@ def _example_values(examples: ExampleSet, name: str) -> tuple[int, list[str]]:
             if name in example.inputs:
                 given += 1
                 if len(distinct) < SAMPLE_VALUES:
-                    distinct.setdefault(_short(example.inputs[name]), None)
+                    distinct.setdefault(one_line(example.inputs[name], MAX_VALUE_CHARS), None)
         found = held[1][name] = (given, list(distinct))
     return found
-
-
-def _short(value: object) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
 def _jinja_callable(kind: str, name: str, table: dict) -> str:

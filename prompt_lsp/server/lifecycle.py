@@ -7,7 +7,8 @@ from lsprotocol import types
 from prompt_lsp.catalog import gguf, tokenizer
 from prompt_lsp.catalog.models import DEFAULT_MODEL
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
-from prompt_lsp.server.server import PromptServer, contained, use_lsp_lines
+from prompt_lsp.server.documents import EXAMPLE_SUFFIXES
+from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import Settings
 
 SECTION = "promptLsp"
@@ -17,7 +18,6 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.feature(types.INITIALIZE)
     @contained()
     def initialize(ls: PromptServer, params: types.InitializeParams) -> None:
-        use_lsp_lines(ls.workspace)
         ls.initialization_options = params.initialization_options
         ls.settings = Settings.from_client(params.initialization_options)
 
@@ -47,7 +47,7 @@ async def _after_initialized(ls: PromptServer, scheduler: DiagnosticsScheduler) 
         and ls.client_capabilities.workspace.did_change_watched_files
     )
     if watched and watched.dynamic_registration:
-        pattern = "**/*.{jsonl,ndjson,json,csv,yaml,yml}"
+        pattern = "**/*.{" + ",".join(s.lstrip(".") for s in EXAMPLE_SUFFIXES) + "}"
         await ls.client_register_capability_async(
             types.RegistrationParams(
                 registrations=[

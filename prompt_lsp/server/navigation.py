@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from prompt_lsp.evaluation.api import MAX_EXAMPLES_BYTES
 from prompt_lsp.format.examples import FORMATS, RESERVED_COLUMNS, examples_path
@@ -28,6 +28,7 @@ from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import KEYWORDS
 from prompt_lsp.format.text import OffsetMap, split_lines
 from prompt_lsp.server.convert import Positions
+from prompt_lsp.server.documents import fs_path
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -388,12 +389,12 @@ def _open_document(ls: PromptServer, path: Path) -> tuple[str, Any] | None:
         wanted = path.resolve()
     except OSError:
         return None
-    for uri, document in list(ls.workspace.text_documents.items()):
-        if not uri.startswith("file:"):
-            continue
+    for uri in ls.documents.open_uris():
         try:
-            if Path(to_fs_path(uri)).resolve() == wanted:
-                return uri, document
+            path = fs_path(uri)
+            if path is not None and path.resolve() == wanted:
+                document = ls.documents.text_document(uri)
+                return (uri, document) if document is not None else None
         except (OSError, ValueError):
             continue
     return None

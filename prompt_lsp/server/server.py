@@ -8,7 +8,6 @@ import functools
 import gc
 import inspect
 import logging
-import re
 import time
 import traceback
 from collections.abc import Callable
@@ -18,11 +17,9 @@ from typing import Any, TypeVar
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
-from pygls.workspace import TextDocument, Workspace
 
 from prompt_lsp import __version__
-from prompt_lsp.format import PromptDocument, parse
-from prompt_lsp.server.convert import Positions
+from prompt_lsp.server.documents import Documents, PromptProtocol
 from prompt_lsp.server.state import DocumentState, Settings
 
 log = logging.getLogger("prompt_lsp")
@@ -31,50 +28,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 IDLE_COLLECTION_EVERY_S = 5.0
 
 
-_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-class LspTextDocument(TextDocument):
-    """pygls splits lines with `str.splitlines`, which also breaks at U+2028, U+0085 and form
-    feeds; LSP lines end only at \\r\\n, \\r or \\n, so incremental edits after such a character
-    would land on the wrong line. Lines are also cached per text (pygls re-splits each time)."""
-
-    _lines_of: tuple[str, tuple[str, ...]] | None = None
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        source = self.source
-        if self._lines_of is None or self._lines_of[0] is not source:
-            self._lines_of = (source, tuple(_LSP_LINE.findall(source)))
-        return self._lines_of[1]
-
-
-def use_lsp_lines(workspace: Workspace) -> None:
-    """Make `workspace` create LspTextDocuments (called once the workspace exists)."""
-
-    def create(doc_uri, source=None, version=None, language_id=None) -> TextDocument:
-        return LspTextDocument(
-            doc_uri,
-            source=source,
-            version=version,
-            language_id=language_id,
-            sync_kind=workspace._sync_kind,
-            position_codec=workspace._position_codec,
-        )
-
-    workspace._create_text_document = create
-
-
-def is_prompt_uri(uri: str) -> bool:
-    """A `.prompt`/`.prompty` file, or an unsaved buffer the client says is a prompt."""
-    return uri.endswith((".prompt", ".prompty")) or not uri.startswith("file:")
-
-
 class PromptServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("prompt-lsp", __version__)
+        super().__init__("prompt-lsp", __version__, protocol_cls=PromptProtocol)
         self.settings = Settings()
-        self._states: dict[str, DocumentState] = {}
+        self.documents = Documents(self)
         self.initialization_options: Any = None
         self.background: set[asyncio.Task] = set()  # keeps fire-and-forget tasks alive
         self._last_collection = 0.0
@@ -92,48 +50,11 @@ class PromptServer(LanguageServer):
         return str(getattr(encoding, "value", encoding))
 
     def state(self, uri: str) -> DocumentState | None:
-        """The parsed state of an open document at its current version (parsed at most once)."""
-        document = self.workspace.text_documents.get(uri)
-        if document is None or not is_prompt_uri(uri):
-            return None
-        text = document.source
-        known = self.parsed(uri, document.version, text)
-        if known is not None:
-            return known
-        return self.remember(uri, document.version, parse(text, previous=self.previous_doc(uri)))
-
-    def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
-        """The state already parsed for exactly this version and text, if any."""
-        state = self._states.get(uri)
-        if state is not None and state.version == version and state.doc.text == text:
-            return state
-        return None
-
-    def previous_doc(self, uri: str) -> PromptDocument | None:
-        """The model of the last version parsed (to reuse its analysis when the edit allows)."""
-        state = self._states.get(uri)
-        return state.doc if state is not None else None
-
-    def last_state(self, uri: str) -> DocumentState | None:
-        """The state of the last version parsed, which may be older than the document."""
-        return self._states.get(uri)
-
-    def remember(self, uri: str, version: int | None, doc: PromptDocument) -> DocumentState:
-        """A state for `doc`, kept as the document's while the document is at `version`."""
-        path = Path(to_fs_path(uri)) if uri.startswith("file:") else None
-        state = DocumentState(uri, version, doc, path, Positions(doc.lines, self.encoding))
-        document = self.workspace.text_documents.get(uri)
-        if document is not None and document.version == version:
-            self._states[uri] = state
-        return state
-
-    def forget(self, uri: str) -> None:
-        self._states.pop(uri, None)
+        """The parsed state of an open prompt at the version the client sent last."""
+        return self.documents.state(uri)
 
     def open_states(self) -> list[DocumentState]:
-        return [
-            s for uri in list(self.workspace.text_documents) if (s := self.state(uri)) is not None
-        ]
+        return self.documents.open_states()
 
     def workspace_root(self, path: Path | None) -> Path | None:
         """The workspace folder holding `path` (the deepest), else the root the client gave."""

@@ -11,8 +11,10 @@ from typing import Any
 
 from lsprotocol import types
 
+from prompt_lsp.format.keys import SCHEMA_TYPES
 from prompt_lsp.format.model import Entry, Message, PromptDocument, Range
 from prompt_lsp.format.template import environment
+from prompt_lsp.format.text import one_line
 from prompt_lsp.server.convert import Positions
 from prompt_lsp.server.navigation import declaration_range
 from prompt_lsp.server.server import PromptServer, contained
@@ -25,20 +27,15 @@ SCHEMA_PARENTS = {("input", "schema"), ("input", "schema", "properties"), ("inpu
 DETAIL_CHARS = 48
 
 
-def _shorten(text: str, limit: int = DETAIL_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def _entry_name(entry: Entry) -> str:
     key = entry.path[-1]
     if isinstance(key, str):
         return key or '""'
     value = entry.value
     if isinstance(value, dict) and isinstance(value.get("name"), (str, int, float)):
-        return _shorten(str(value["name"])) or f"[{key}]"
+        return one_line(str(value["name"]), DETAIL_CHARS) or f"[{key}]"
     if isinstance(value, (str, int, float, bool)):
-        return _shorten(str(value)) or f"[{key}]"
+        return one_line(str(value), DETAIL_CHARS) or f"[{key}]"
     return f"[{key}]"
 
 
@@ -59,7 +56,7 @@ def _entry_detail(entry: Entry) -> str | None:
         return f"{len(value)} item{'s' if len(value) != 1 else ''}"
     if value is None or not isinstance(entry.path[-1], str):
         return None
-    return _shorten(str(value).lower() if isinstance(value, bool) else str(value))
+    return one_line(str(value).lower() if isinstance(value, bool) else str(value), DETAIL_CHARS)
 
 
 @dataclass
@@ -97,8 +94,9 @@ def document_symbols(doc: PromptDocument) -> list[Symbol]:
                 types.SymbolKind.Variable,
                 whole,
                 name_range if name_range and whole.contains(name_range.start) else selection,
-                _shorten(
-                    ", ".join(p for p in (schema_field.raw_type, schema_field.description) if p)
+                one_line(
+                    ", ".join(p for p in (schema_field.raw_type, schema_field.description) if p),
+                    DETAIL_CHARS,
                 )
                 or None,
             )
@@ -127,7 +125,11 @@ def _message_symbol(doc: PromptDocument, message: Message) -> Symbol:
         selection = Range.of(first, 0, end=len(doc.lines[first]) if first < len(doc.lines) else 0)
         whole = _cover(body, selection)
     return Symbol(
-        message.role, types.SymbolKind.Namespace, whole, selection, _shorten(message.text) or None
+        message.role,
+        types.SymbolKind.Namespace,
+        whole,
+        selection,
+        one_line(message.text, DETAIL_CHARS) or None,
     )
 
 
@@ -190,7 +192,7 @@ def folding_ranges(doc: PromptDocument) -> list[Fold]:
         last = message.body_range.end.line
         while last > start and not doc.lines[last].strip():
             last -= 1
-        folds.append(Fold(start, last, f"{message.role}: {_shorten(message.text, 40)}"))
+        folds.append(Fold(start, last, f"{message.role}: {one_line(message.text, 40)}"))
     for block in doc.blocks:
         end = block.range.end
         line = doc.lines[end.line] if end.line < len(doc.lines) else ""
@@ -224,9 +226,6 @@ _TYPE = {str(t.value): i for i, t in enumerate(TOKEN_TYPES)}
 DECLARATION = 1 << 0
 DEFAULT_LIBRARY = 1 << 1
 IN_THREAD_ABOVE = 2_000  # names and tokens: past this, semantic tokens are computed in a thread
-SCHEMA_TYPES = frozenset(
-    ["string", "integer", "number", "boolean", "array", "object", "any", "enum", "null"]
-)
 
 
 @dataclass(frozen=True, order=True)
