@@ -3,8 +3,8 @@
 litellm takes seconds of CPU to import and about 10 ms of CPU per call (logging objects, cost
 lookups, response objects); for a plain `openai/<model>` chat call with plain sampling settings
 none of that is needed. This module sends the request litellm would send — the same URL,
-headers that matter, JSON body — over one pooled `httpx.AsyncClient` (litellm's own HTTP
-library), and turns its errors into exceptions with litellm's names and messages, so retries,
+headers that matter, JSON body — over one pooled `aiohttp` session (a dependency of
+litellm's; its C HTTP parser costs a fraction of httpx's CPU per call), and turns its errors into exceptions with litellm's names and messages, so retries,
 `Retry-After` and error lines are the same. Anything else (other providers, bare model names,
 reasoning models whose parameters litellm rewrites, tools or any setting this client does not
 know) goes to litellm: `light_client_handles` decides, once per model.
@@ -21,13 +21,24 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prompt_lsp.evaluation.providers import ModelReply
 
 if TYPE_CHECKING:
-    import httpx
+    import aiohttp
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    """What an error keeps of the HTTP answer (`providers.retry_after_seconds` reads its
+    headers, like those of litellm's errors)."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    text: str
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 # Settings passed through unchanged by litellm for an OpenAI chat model.
@@ -125,14 +136,14 @@ _ERROR_FOR_STATUS: dict[int, type[OpenAIHttpError]] = {
 }
 
 
-def error_for_response(response: httpx.Response) -> OpenAIHttpError:
+def error_for_response(response: HttpReply) -> OpenAIHttpError:
     status = response.status_code
     cls = _ERROR_FOR_STATUS.get(status, APIError)
     prefix = "Timeout Error: " if cls is Timeout else ""
     return cls(f"{prefix}OpenAIException - {_error_message(response)}", status, response)
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: HttpReply) -> str:
     text = response.text
     try:
         data = json.loads(text)
@@ -237,43 +248,54 @@ def request_body(name: str, messages: list[dict[str, str]], config: Mapping[str,
 
 
 class OpenAIHttpClient:
-    """One pooled HTTP client for a run: `await client.complete(...)`, then `aclose()`."""
+    """One pooled HTTP session for a run: `await client.complete(...)`, then `aclose()`.
+    Create it in the event loop that will use it."""
 
     def __init__(self, max_connections: int = 64) -> None:
-        import httpx
+        import aiohttp
 
-        self._httpx = httpx
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            timeout=httpx.Timeout(None),  # the runner cancels a call that takes too long
-        )
+        self._aiohttp = aiohttp
+        self._session: aiohttp.ClientSession | None = None
+        self._max_connections = max_connections
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            aiohttp = self._aiohttp
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections),
+                timeout=aiohttp.ClientTimeout(total=None),  # the runner cancels slow calls
+                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as the openai SDK does
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def complete(
         self, model: str, messages: list[dict[str, str]], config: Mapping[str, Any]
     ) -> ModelReply:
         name = model.split("/", 1)[1]
         url = api_base_for(config) + "/chat/completions"
-        httpx = self._httpx
+        aiohttp = self._aiohttp
         try:
-            response = await self._client.post(
-                url, content=request_body(name, messages, config), headers=request_headers(config)
-            )
-        except httpx.TimeoutException as err:
-            raise Timeout("Timeout Error: OpenAIException - Request timed out.") from err
-        except httpx.HTTPError as err:  # litellm reports a refused connection so, too
+            async with self._open().post(
+                url, data=request_body(name, messages, config), headers=request_headers(config)
+            ) as response:
+                status, headers = response.status, response.headers
+                payload = await response.read()
+        except aiohttp.ClientError as err:  # litellm reports a refused connection so, too
             raise InternalServerError("OpenAIException - Connection error.") from err
-        if response.status_code >= 400:
-            raise error_for_response(response)
+        text = payload.decode("utf-8", "replace")
+        if status >= 400:
+            raise error_for_response(HttpReply(status, headers, text))
         try:
-            data = response.json()
+            data = json.loads(text)
         except ValueError as err:
             raise InternalServerError(
-                "OpenAIException - the reply is not JSON", response.status_code, response
+                "OpenAIException - the reply is not JSON", status, HttpReply(status, headers, text)
             ) from err
         return reply_from_json(name, data)
 
