@@ -389,12 +389,12 @@ def _print_table(
     one = {n: summarize(results.get((n, "cold", 1), []), None) for n in names}
     header = (
         f"| run | tool | wall | wall/ideal (≤ {TARGETS['ratio']}) | first request (≤ "
-        f"{TARGETS['first_request_s']:g} s) | request span | after last response (≤ "
-        f"{TARGETS['exit_s']} s) | CPU/call (≤ {TARGETS['cpu_ms']:g} ms) | marginal CPU/call "
-        f"| peak RSS | peak in flight |"
+        f"{TARGETS['first_request_s']:g} s) | request span | after last response | "
+        f"last line → exit (≤ {TARGETS['exit_s']} s) | CPU/call (≤ {TARGETS['cpu_ms']:g} ms) | "
+        f"marginal CPU/call | peak RSS | peak in flight |"
     )
     print(header)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     summaries: dict[tuple[str, str, int], dict[str, float | None]] = {}
     for size in sizes:
         ideal = size * args.latency / args.concurrency
@@ -412,6 +412,7 @@ def _print_table(
                 print(
                     f"| {label} {size:,} | {name} | {fmt(s['wall'])} | {ratio} | "
                     f"{fmt(s['first'])} | {fmt(s['span'])} | {fmt(s['after'])} | "
+                    f"{fmt(s['after_line'])} | "
                     f"{fmt(s['cpu_ms'], ' ms', 1)} | {fmt(marginal, ' ms', 1)} | "
                     f"{fmt(s['rss'], ' MB', 0)} | {fmt(s['peak'], '', 0)} |"
                 )

@@ -40,6 +40,7 @@ class HttpReply:
     headers: Mapping[str, str]
     text: str
 
+
 DEFAULT_API_BASE = "https://api.openai.com/v1"
 # Settings passed through unchanged by litellm for an OpenAI chat model.
 PASSTHROUGH_SETTINGS = frozenset(

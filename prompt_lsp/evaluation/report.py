@@ -50,7 +50,6 @@ class RunReport:
     def headline(self) -> MetricSpec | None:
         return self.metrics[0] if self.metrics else None
 
-
     @property
     def mean_latency_s(self) -> float | None:
         values = [r.latency_s for r in self.results if r.ok and r.latency_s is not None]

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_lsp.evaluation import local_worker
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
     EMBEDDED_MODEL_NAME,
     LOCAL_EXTRA_MESSAGE,
     LocalModelError,
-    engine_for,
     resolve_gguf,
 )
 from prompt_lsp.evaluation.metrics import (
@@ -320,8 +320,8 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
             raise EvalSetupError(message)
     if gguf is not None:
         try:
-            engine = await asyncio.to_thread(engine_for, gguf)
-            await asyncio.to_thread(engine.generate, "Hello", {"max_tokens": 1})
+            # Starts the worker process and loads the model there, once per process.
+            await asyncio.to_thread(local_worker.generate, gguf, "Hello", {"max_tokens": 1})
         except LocalModelError as err:
             raise EvalSetupError(str(err)) from err
     if plan.model in heavy:
