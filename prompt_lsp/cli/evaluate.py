@@ -64,6 +64,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--no-cache", action="store_true", help="ignore and do not fill the response cache"
     )
+    evaluate.add_argument(
+        "--router",
+        metavar="FILE",
+        help="spread calls over the deployments of a litellm router file (model_list with "
+        "rpm/tpm budgets; default: $PROMPT_LSP_ROUTER)",
+    )
     evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     evaluate.set_defaults(func=run)
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         timeout=args.timeout,
         example_ids=args.examples,
+        router=args.router,
     )
     try:
         report = asyncio.run(_evaluate_with_progress(path, text, options))

@@ -27,7 +27,8 @@ class EvalOptions:
     example_ids: list[str] | None = None  # run only these
     default_model: str | None = None  # editor setting; the file's `model:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
-    transport: Transport | None = None  # default: litellm.acompletion
+    transport: Transport | None = None  # default: providers.RunTransport
+    router: str | None = None  # the user's router file (else PROMPT_LSP_ROUTER); see routing
 
 
 @dataclass

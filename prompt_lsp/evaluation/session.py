@@ -50,6 +50,12 @@ from prompt_lsp.evaluation.providers import (
 )
 from prompt_lsp.evaluation.report import RunReport
 from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.routing import (
+    RouterConfigError,
+    routed_models,
+    router_file,
+    router_for,
+)
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -289,7 +295,9 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
 # ---------------------------------------------------------------------------- running
 
 
-async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> None:
+async def _preflight(
+    plan: RunPlan, needs_calls: bool, uses_litellm: bool, routed: frozenset[str] = frozenset()
+) -> None:
     """Get ready for the calls, only when some call is not cached: check keys (a missing key
     is an EvalSetupError before any call); for the calls litellm makes, load it (off the event
     loop: it takes seconds), load a local model, and warm litellm's lazy imports, so no
@@ -301,14 +309,18 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
     models |= {
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
-    light = {m for m in models if light_client_handles(m, plan.config if m == plan.model else {})}
+    light = {
+        m
+        for m in models - routed
+        if light_client_handles(m, plan.config if m == plan.model else {})
+    }
     for model in sorted(light):
         message = missing_key_problem(plan.config if model == plan.model else {})
         if message:
             raise EvalSetupError(message)
     if light:
         await asyncio.to_thread(preload_prices)
-    heavy = models - light
+    heavy = models - light - routed
     if not heavy:
         return
     gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
@@ -326,6 +338,23 @@ async def _preflight(plan: RunPlan, needs_calls: bool, uses_litellm: bool) -> No
             raise EvalSetupError(str(err)) from err
     if plan.model in heavy:
         await _warm_up(litellm, plan.model)
+
+
+async def _router_for(options: EvalOptions, plan: RunPlan) -> tuple[Any, frozenset[str]]:
+    """The user's litellm Router and the model names it serves, when the run uses one."""
+    path = router_file(options.router)
+    if path is None:
+        return None, frozenset()
+    try:
+        routed = await asyncio.to_thread(routed_models, path)
+        models = {plan.model} | {
+            str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
+        }
+        if not routed & models:
+            return None, frozenset()
+        return await asyncio.to_thread(router_for, path), routed
+    except RouterConfigError as err:
+        raise EvalSetupError(str(err)) from None
 
 
 async def _warm_up(litellm: Any, model: str) -> None:
@@ -405,13 +434,15 @@ async def evaluate_prompt(
     state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
     cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
-    transport = RunTransport(max_connections=max(plan.concurrency, 1))
+    transport = RunTransport(max(plan.concurrency, 1))
     try:
         calls = [item for item in plan.items if item.render_error is None]
         hits = cache.get_many(item.key for item in calls) if cache else {}
         await asyncio.to_thread(prepare_metrics, plan.metrics)
         needs_calls = any(item.key not in hits for item in calls)
-        await _preflight(plan, needs_calls, uses_litellm=options.transport is None)
+        if needs_calls and options.transport is None:
+            transport.router, transport.routed = await _router_for(options, plan)
+        await _preflight(plan, needs_calls, options.transport is None, transport.routed)
         progress = _Progress(len(plan.items), on_progress)
         runner = Runner(
             RunSettings(
