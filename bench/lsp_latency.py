@@ -7,11 +7,14 @@ in milliseconds:
 
 - completion inside `{{ ` and after `model: `, on an unchanged version (~200 each);
 - completion inside `{{ ` right after a keystroke (the server parses the new version first);
+- every request kind (code action, completion, hover, definition, references, rename, lenses,
+  inlay hints, semantic tokens, symbols, folding) sent right after a keystroke: each is answered
+  for the version the keystroke made;
 - hover on a variable (its examples values are read from the examples file);
 - didChange → publishDiagnostics for that version (~50), raw and minus the debounce (150 ms);
 - startup: process spawn → initialize answered, and initialize alone (several fresh servers).
 
-Targets on this machine: completion and hover p99 < 20 ms; diagnostics p99 < 100 ms after the
+Targets on this machine: completion, hover and each request after a keystroke p99 < 20 ms; diagnostics p99 < 100 ms after the
 debounce; startup < 500 ms.
 
 Run: python bench/lsp_latency.py [--samples N] [--diagnostics N] [--startups N]
@@ -255,6 +258,64 @@ async def measure_diagnostics(doc: Document, samples: int) -> list[float]:
     return times
 
 
+def request_kinds(doc: Document) -> dict[str, Any]:
+    """Each request kind an editor sends, as a function of nothing (positions fixed up front)."""
+    client, ident = doc.client, doc.ident()
+    variable = doc.position("Write for {{ ", offset=len("Write for {{ ") + 1, nth=12)
+    whole = types.Range(types.Position(0, 0), types.Position(len(doc.text.split("\n")), 0))
+    return {
+        "completion": lambda: client.text_document_completion_async(
+            types.CompletionParams(ident, variable)
+        ),
+        "hover": lambda: client.text_document_hover_async(types.HoverParams(ident, variable)),
+        "code action": lambda: client.text_document_code_action_async(
+            types.CodeActionParams(
+                ident, types.Range(variable, variable), types.CodeActionContext([])
+            )
+        ),
+        "definition": lambda: client.text_document_definition_async(
+            types.DefinitionParams(ident, variable)
+        ),
+        "references": lambda: client.text_document_references_async(
+            types.ReferenceParams(
+                text_document=ident,
+                position=variable,
+                context=types.ReferenceContext(include_declaration=True),
+            )
+        ),
+        "prepare rename": lambda: client.text_document_prepare_rename_async(
+            types.PrepareRenameParams(ident, variable)
+        ),
+        "code lens": lambda: client.text_document_code_lens_async(types.CodeLensParams(ident)),
+        "inlay hints": lambda: client.text_document_inlay_hint_async(
+            types.InlayHintParams(text_document=ident, range=whole)
+        ),
+        "semantic tokens": lambda: client.text_document_semantic_tokens_full_async(
+            types.SemanticTokensParams(ident)
+        ),
+        "document symbols": lambda: client.text_document_document_symbol_async(
+            types.DocumentSymbolParams(ident)
+        ),
+        "folding": lambda: client.text_document_folding_range_async(
+            types.FoldingRangeParams(ident)
+        ),
+    }
+
+
+async def measure_after_keystroke(doc: Document, samples: int) -> dict[str, list[float]]:
+    """A keystroke in the prose, then one request of each kind: every answer is for the new
+    version, so the server parses it first (the prose edit reuses the template analysis)."""
+    line = doc.position("Write for {{ ", nth=40).line + 1
+    kinds = request_kinds(doc)
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for n in range(samples):
+        for kind, request in kinds.items():
+            doc.insert(types.Position(line, 0), "klmno"[n % 5])
+            ms, _ = await timed(request())
+            times[kind].append(ms)
+    return times
+
+
 EVAL_EXAMPLES = 50
 
 
@@ -394,6 +455,8 @@ async def run(args: argparse.Namespace) -> int:
                 await measure_completion_while_typing(doc, n),
                 TARGETS["completion"],
             )
+            for kind, values in (await measure_after_keystroke(doc, args.kinds)).items():
+                report(f"{kind} right after a keystroke", values, TARGETS["completion"])
             report(
                 "completion inside `{{ ` while a check runs",
                 await measure_completion_during_check(doc, args.diagnostics),
@@ -429,6 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--samples", type=int, default=200, help="completions / hovers")
     options.add_argument("--diagnostics", type=int, default=50, help="didChange samples")
     options.add_argument("--startups", type=int, default=5, help="fresh servers to time")
+    options.add_argument(
+        "--kinds", type=int, default=50, help="samples of each request kind after a keystroke"
+    )
     return asyncio.run(run(options.parse_args(argv)))
 
 

@@ -324,6 +324,7 @@ def editor_client(
     settings: dict[str, Any] | None = None,
     initialization_options: Any = None,
     tweak: Callable[[types.ClientCapabilities], None] | None = None,
+    server_command: Sequence[str] = SERVER_COMMAND,
 ):
     """A fixture (assign it to a module-level name) giving an initialized `EditorClient` per
     test, parametrized over the capability sets `clients`, rooted in the test's tmp_path.
@@ -332,7 +333,7 @@ def editor_client(
 
     @pytest_lsp.fixture(
         config=ClientServerConfig(
-            server_command=SERVER_COMMAND, client_factory=EditorClient.create
+            server_command=list(server_command), client_factory=EditorClient.create
         ),
         params=list(clients),
         ids=[c.replace("visual_studio_code", "vscode").replace("@v", "-") for c in clients],

@@ -30,6 +30,8 @@ class MockStep:
     content: str | None = None  # None: the default reply
     hang: bool = False  # never answer (a client timeout must fire)
     text: str | None = None  # a plain-text body instead of JSON (a proxy's error page)
+    content_null: bool = False  # a 200 whose message content is null
+    no_choices: bool = False  # a 200 with an empty choices list
 
 
 Behaviour = Callable[[dict[str, Any], int], MockStep]  # (request body, attempt number) -> step
@@ -159,12 +161,15 @@ class MockOpenAI:
                 error = {"error": {"message": step.error, "type": "mock", "code": step.status}}
                 return web.json_response(error, status=step.status, headers=step.headers)
             content = default_reply(body) if step.content is None else step.content
-            return web.json_response(self._completion(body, content), headers=step.headers)
+            completion = self._completion(body, None if step.content_null else content)
+            if step.no_choices:
+                completion["choices"] = []
+            return web.json_response(completion, headers=step.headers)
         finally:
             self.in_flight -= 1
             self.last_response_at = time.time()
 
-    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], content: str | None) -> dict[str, Any]:
         return {
             "id": f"chatcmpl-mock-{self.count}",
             "object": "chat.completion",

@@ -173,6 +173,7 @@ def test_history_table_and_diff(
     assert main(["history", str(prompt), "--diff"]) == 0
     out = capsys.readouterr().out
     assert "rougeL" in out and "regressed" in out and "improved" in out
+    assert "(sign-flip permutation (exact)); n = 3" in out  # the deltas' statistics
     assert "-Repeat {{ word }}" in out and "+Please repeat {{ word }}" in out
 
 
@@ -245,3 +246,55 @@ def test_yaml_errors_stop_eval_and_render_with_their_line(
     for command in (["eval", str(prompt)], ["render", str(prompt)]):
         assert main(command) == 2
         assert "line 3: Invalid YAML" in capsys.readouterr().err
+
+
+def test_a_killed_run_shows_as_interrupted_with_what_finished(tmp_path: Path) -> None:
+    """`kill -9` in the middle of `prompt-lsp eval`: the run is in history as it went."""
+    import sqlite3
+    import time
+
+    (tmp_path / ".git").mkdir()
+    cases = "\n".join(
+        json.dumps({"id": f"c{i}", "input": {"word": str(i)}, "expected": "ok"}) for i in range(8)
+    )
+    (tmp_path / "cases.jsonl").write_text(cases + "\n")
+    path = tmp_path / "slow.prompt"
+    path.write_text(
+        "---\nmodel: openai/gpt-4o-mini\nconfig:\n  mock_response: ok\n  mock_delay: 0.6\n"
+        "examples: cases.jsonl\nmetrics: [exact_match]\neval:\n  concurrency: 1\n---\n"
+        "Repeat {{ word }}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prompt_lsp", "eval", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    database = tmp_path / ".prompt-lsp" / "history.sqlite3"
+
+    def finished() -> int:
+        if not database.exists():
+            return 0
+        with sqlite3.connect(database) as db:
+            try:
+                return int(db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+            except sqlite3.OperationalError:  # the schema is being created
+                return 0
+
+    deadline = time.monotonic() + 60
+    while finished() < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.kill()
+    process.wait()
+    done = finished()
+    assert 2 <= done < 8
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "prompt_lsp", "history", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"interrupted, {done} of 8" in shown

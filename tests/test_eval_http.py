@@ -216,6 +216,8 @@ ERROR_STEPS = {
     "504": MockStep(status=504, error="gateway timeout"),
     "529": MockStep(status=529, error="overloaded"),
     "text": MockStep(status=502, text="<html>Bad Gateway</html>"),
+    "null": MockStep(content_null=True),
+    "nochoices": MockStep(no_choices=True),
 }
 
 
@@ -228,6 +230,7 @@ async def test_errors_are_described_and_retried_as_litellms(server: MockOpenAI) 
         with pytest.raises(Exception) as light_error:
             await _light("openai/mock-model", messages, {})
         reference, light = litellm_error.value, light_error.value
+        assert type(light).__name__ == type(reference).__name__, name
         assert describe_error(light, "openai/mock-model") == describe_error(
             reference, "openai/mock-model"
         ), name

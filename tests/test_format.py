@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -239,16 +240,28 @@ def test_front_matter_that_is_not_a_mapping() -> None:
     assert problem.range.start == Position(1, 0)
 
 
-def test_recursive_and_exponential_yaml_aliases_are_cheap() -> None:
+def test_recursive_and_exponential_yaml_aliases_are_refused_cheaply() -> None:
+    """A billion-laughs alias tree is a 600-byte file standing for 10^9 values: rendering
+    `{{ lol }}` or hashing the metadata would expand them all (issue 10)."""
+    start = time.perf_counter()
     doc = parse("---\na: &a [*a]\n---\nhi\n")
-    assert doc.problems == []
+    assert [(p.code, p.message) for p in doc.problems] == [
+        ("yaml-syntax", "Invalid YAML: an alias refers to itself.")
+    ]
     laughs = ["---", "a: &a [x, x, x, x, x, x, x, x, x]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
         laughs.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
     laughs += ["---", "hi"]
     doc = parse("\n".join(laughs))
-    assert doc.problems == []
-    assert len(doc.entries) < 100  # an alias is not walked again
+    (problem,) = doc.problems
+    assert problem.code == "yaml-syntax"
+    assert problem.message == "Invalid YAML: its aliases expand to more than 100,000 values."
+    assert problem.range.start.line == 6  # `f:`, the first list past the limit
+    assert doc.metadata == {}
+    assert time.perf_counter() - start < 1.0
+    # aliases within the limit still work
+    doc = parse("---\nbase: &b {temperature: 0}\nconfig: *b\n---\nhi\n")
+    assert doc.problems == [] and doc.metadata["config"] == {"temperature": 0}
 
 
 def test_duplicate_keys_point_at_the_value_in_effect() -> None:
@@ -836,3 +849,36 @@ def test_a_prose_edit_skips_the_template_analysis(monkeypatch: pytest.MonkeyPatc
     assert calls == [] and [u.name for u in after.variables] == ["topic"]
     parse(text.replace("Some prose", "Some {{ x }} prose"), previous=before)
     assert len(calls) == 1
+
+
+def _front(doc: PromptDocument) -> tuple:
+    return (
+        doc.has_front_matter,
+        doc.front_matter_closed,
+        doc.body_start_line,
+        doc.entries,
+        doc.schema,
+        doc.defaults,
+        doc.settings,
+        doc.problems,
+    )
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda lines, n: lines[:n] + [lines[n] + " more"] + lines[n + 1 :],  # a body line
+        lambda lines, n: lines[:2] + ["temperature: hot"] + lines[2:],  # into the front matter
+        lambda lines, n: [lines[0]] + lines[2:],  # a front matter line removed
+        lambda lines, n: lines[:n] + ["---", "name: x", "---"] + lines[n:],  # a fence in the body
+        lambda lines, n: lines[1:],  # the opening fence removed
+    ],
+    ids=["body", "front-added", "front-removed", "fence-in-body", "no-front"],
+)
+def test_an_edit_reads_the_front_matter_as_a_full_parse_does(edit) -> None:
+    """A body edit reuses the front matter's reading; any other edit reads it again."""
+    text = Path(__file__).resolve().parent.parent / "samples/summarize-news/summarize-news.prompt"
+    lines = text.read_text().split("\n")
+    before = parse("\n".join(lines))
+    edited = "\n".join(edit(lines, before.body_start_line + 1))
+    assert _front(parse(edited, previous=before)) == _front(parse(edited))

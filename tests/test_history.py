@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.results import ExampleResult, ExampleScores, RunRecord
 from prompt_lsp.history.compare import (
     compare_runs,
     compare_with_previous,
@@ -204,7 +204,9 @@ def test_metric_deltas_with_missing_values() -> None:
 def test_example_changes_average_repeats() -> None:
     before = [result("a", 0, "x", m=0.0), result("a", 0, "y", m=1.0)]
     after = [result("a", 0, "z", m=1.0), result("a", 0, "w", m=1.0)]
-    improved, regressed = example_changes(after, before, "m")
+    improved, regressed = example_changes(
+        ExampleScores.from_results(after, ["m"]), ExampleScores.from_results(before, ["m"]), "m"
+    )
     assert [(c.before, c.after) for c in improved] == [(0.5, 1.0)] and not regressed
 
 

@@ -116,6 +116,10 @@ async def test_real_local_model_evaluates_two_examples(
     embedded = resolve_gguf("gemma-3-270m")
     (path.parent / "weights.gguf").symlink_to(embedded)
     other = write_prompt(PROMPT.format(model="local/weights.gguf"), name="other.prompt")
+    # the symlink leads out of the workspace: refused until the user allows the folder
+    with pytest.raises(session.EvalSetupError, match="outside the workspace"):
+        await evaluate_prompt(other, other.read_text(), EvalOptions(example_ids=["fr"]))
+    monkeypatch.setenv("PROMPT_LSP_ALLOWED_PATHS", str(embedded.resolve().parent))
     report = await evaluate_prompt(other, other.read_text(), EvalOptions(example_ids=["fr"]))
     assert report.n_ok == 1 and report.model == f"local/{embedded.resolve()}"
 

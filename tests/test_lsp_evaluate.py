@@ -102,6 +102,7 @@ async def test_lens_before_any_run(client: EditorClient) -> None:
     assert await lenses(client, uri) == [
         "▶ Evaluate (4 examples · openai/gpt-4o-mini)",
         "Show rendered prompt",
+        "✦ Optimize",
     ]
     hover = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))
@@ -124,19 +125,25 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     # one report as the run starts, then one per finished example
     assert [m.split(" ")[0] for m in messages] == ["0/4", "1/4", "2/4", "3/4", "4/4"]
 
-    # edit: the reply changes, so the score moves by exactly -0.5
+    # edit: the reply changes, so the score moves by exactly -0.5; but 4 examples (3 down, 1
+    # up) cannot tell that from noise: the paired interval includes 0, so ≈ rather than ▼
     second_text = prompt("negative", instruction="Classify the review in one word.")
     await client.change(uri, second_text)
     stale = (await lenses(client, uri))[0]
     assert stale.startswith("exact_match 0.750 (first run)") and stale.endswith("(edited since)")
     title = await evaluate(client, uri)
-    assert title.startswith("exact_match 0.250 ▼0.500 · 4/4 ok · ")
+    assert title.startswith("exact_match 0.250 ≈−0.500 · 4/4 ok · ")
 
     hover = await client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))
     )
     text = hover.contents.value
-    assert "| exact_match | 0.750 | 0.250 | ▼0.500 |" in text
+    # the interval reaches the lowest possible mean, −1, and crosses 0; decided by 4 examples
+    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 | −0.500 [−1.000, +0." in text
+    assert text.count("| 4 |") == 1
+    # sign flips of (−1, −1, +1, −1): 10 of the 16 have |sum| ≥ 2
+    assert "within noise" in text and "p = 0.625" in text
+    assert "needs ≈" in text
     assert "1 examples improved, 3 regressed." in text
     assert "+Classify the review in one word." in text and "-Classify the review." in text
 
@@ -163,7 +170,7 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     # previous version is now the latest other one evaluated, the second text
     runs_before = runs_in_history(client.root)
     await client.change(uri, first_text)
-    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 ▲0.500 · 4/4 ok")
+    assert (await lenses(client, uri))[0].startswith("exact_match 0.750 ≈+0.500 · 4/4 ok")
     assert runs_in_history(client.root) == runs_before
 
     # compare opens a document with the table and the diff
@@ -172,7 +179,7 @@ async def test_evaluate_edit_compare_undo(client: EditorClient) -> None:
     await execute(client, "prompt-lsp.compareWithPrevious", uri=uri)
     shown = client.shown_documents[-1].uri
     assert shown.endswith("sentiment.compare.md")
-    assert "| exact_match | 0.750 | 0.250 | ▼0.500 |" in Path(shown[len("file://") :]).read_text()
+    assert "| exact_match | 0.750 | 0.250 | ≈−0.500 |" in Path(shown[len("file://") :]).read_text()
 
 
 async def test_cancel_keeps_finished_examples(client: EditorClient) -> None:
@@ -255,3 +262,31 @@ async def test_runs_recorded_elsewhere_show_up(client: EditorClient) -> None:
     await client.change(uri, text.replace("Classify", "Label"))
     title = (await lenses(client, uri))[0]
     assert title.startswith("exact_match 0.750 (first run)") and title.endswith("(edited since)")
+
+
+async def test_hostile_names_and_paths_never_write_outside_the_state_folder(
+    client: EditorClient, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    hostile_id = f"/../../../../{outside}/x"
+    client.write(
+        "reviews.examples.jsonl",
+        f'{{"id": "{hostile_id}", "input": {{"review": "Loved it"}}, "expected": "positive"}}\n',
+    )
+    uri = await client.open("sentiment.prompt", prompt("positive"))
+    await execute(client, "prompt-lsp.runExample", uri=uri, example=hostile_id)
+    output = Path(client.shown_documents[-1].uri[len("file://") :])
+    assert output.parent == client.root / ".prompt-lsp" / "out"
+    assert "positive" in output.read_text()
+    assert list(outside.iterdir()) == []
+
+    # createExamplesFile writes only the file the open prompt names, never one the client says
+    target = outside / "planted.jsonl"
+    await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            "prompt-lsp.createExamplesFile",
+            [{"uri": uri, "path": str(target), "content": "{}\n"}],
+        )
+    )
+    assert not target.exists()
+    assert any("can be created" in m.message for m in client.messages)

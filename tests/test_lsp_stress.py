@@ -93,7 +93,8 @@ async def still_serving(client: EditorClient) -> None:
 
 
 async def test_a_failing_handler_logs_the_error_and_answers_empty(nvim: EditorClient):
-    uri = await nvim.open("news.prompt", SCHEMA + "examples: cases.jsonl\n{{ topic }}\n")
+    front = SCHEMA.replace("\n---\n", "\nexamples: blocker/cases.jsonl\n---\n", 1)
+    uri = await nvim.open("news.prompt", front + "{{ topic }}\n")
     nvim.write("blocker", "a file where a folder would have to be\n")
     # the examples file cannot be created inside a regular file: the command fails
     result = await asyncio.wait_for(

@@ -16,7 +16,6 @@ from prompt_lsp.evaluation.providers import (
     ModelReply,
     describe_error,
     retry_after_seconds,
-    scrub_secrets,
 )
 from prompt_lsp.evaluation.runner import RetryPolicy
 from prompt_lsp.evaluation.session import (
@@ -27,6 +26,7 @@ from prompt_lsp.evaluation.session import (
     last_run_for_text,
     load_last_report,
 )
+from prompt_lsp.format.secrets import scrub_secrets
 from prompt_lsp.history.store import HistoryStore
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay_s=0.001, max_delay_s=0.01)

@@ -15,7 +15,12 @@ from prompt_lsp.evaluation.session import EvalOptions, evaluate_prompt
 from prompt_lsp.format import parse
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-MINIMUM_EXAMPLES = {"summarize-news": 12, "python-codegen": 10, "classify-sentiment": 20}
+MINIMUM_EXAMPLES = {
+    "summarize-news": 12,
+    "python-codegen": 10,
+    "classify-sentiment": 20,
+    "route-ticket": 40,
+}
 
 
 def test_samples_check_clean() -> None:
@@ -27,7 +32,7 @@ def test_samples_check_clean() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "3 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
+    assert "4 file(s) checked: 0 error(s), 0 warning(s)" in result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(MINIMUM_EXAMPLES))

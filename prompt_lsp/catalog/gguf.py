@@ -116,6 +116,9 @@ class _Reader:
     def array(self, key: str) -> Any:
         kind = self.unpack(_U32)
         count = self.unpack(_U64)
+        # every item takes at least one byte (a string eight, for its length): a count the rest
+        # of the file cannot hold is refused before anything is allocated for it
+        self.need(count * (8 if kind == _STRING else 1))
         if kind == _STRING:
             return self.string_array(count, keep=key == _TOKENS)
         if kind in _SCALARS:

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from prompt_lsp.checks import examples as example_checks
-from prompt_lsp.checks import front_matter, template
+from prompt_lsp.checks import front_matter, secrets, template
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity, TextEdit
 from prompt_lsp.format.examples import ExampleSet
 from prompt_lsp.format.model import PromptDocument
 
 # Checks that render the template (tens of milliseconds on a long prompt): the editor runs them
 # once typing pauses, and the quick ones on every change.
-SLOW_CODES = frozenset({"context-overflow"})
+SLOW_CODES = frozenset({"context-overflow", "render-limit"})
 
 
 def check_document(
@@ -33,6 +33,7 @@ def check_document(
         *front_matter.check_values(doc),
         *front_matter.check_model(doc),
         *front_matter.check_metrics(doc),
+        *secrets.check_secrets(doc),
         *template.check_variables(doc, example_names),
         *template.check_filters(doc),
         *template.check_token_balance(doc),

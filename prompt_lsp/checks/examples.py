@@ -13,7 +13,12 @@ from prompt_lsp.catalog.tokenizer import count_tokens
 from prompt_lsp.checks.findings import Finding, Fix, Location, Severity
 from prompt_lsp.format.examples import ExampleSet, examples_path
 from prompt_lsp.format.model import PromptDocument, Range
-from prompt_lsp.format.render import RenderError, render_text, split_rendered
+from prompt_lsp.format.render import (
+    RenderError,
+    RenderLimitExceeded,
+    render_text,
+    split_rendered,
+)
 
 MAX_REPORTED = 20  # per code: a broken 5,000-line file must not drown the editor
 
@@ -185,6 +190,11 @@ def check_context(
         # rendering stops a good way past the limit: enough to know, without building the
         # whole text of a loop typed half-way
         rendered, cut = render_text(doc, largest.inputs, max_chars=limit * 8)
+    except RenderLimitExceeded as err:
+        yield Finding(
+            "render-limit", Severity.WARNING, examples_range(doc), f"Example {largest.id}: {err}"
+        )
+        return
     except RenderError:
         return
     text = rendered if cut else "\n".join(m.content for m in split_rendered(rendered))

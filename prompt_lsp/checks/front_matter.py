@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
+from prompt_lsp.catalog.metrics import compile_pattern
 from prompt_lsp.catalog.models import is_known_model, suggest_models
 from prompt_lsp.checks.findings import Finding, Fix, Severity, TextEdit
 from prompt_lsp.format.keys import SECTIONS
@@ -91,3 +92,26 @@ def check_metrics(doc: PromptDocument) -> Iterator[Finding]:
     for problem in doc.settings.problems:
         if problem.code == "unknown-metric":
             yield _finding(problem)
+    yield from _check_patterns(doc)
+
+
+def _check_patterns(doc: PromptDocument) -> Iterator[Finding]:
+    """A `regex` metric's `pattern` RE2 cannot run (a backreference, a lookahead)."""
+    names = {e.path[:2]: e.value for e in doc.entries if len(e.path) == 3 and e.path[2] == "name"}
+    for entry in doc.entries:
+        path = entry.path
+        if (
+            path[:1] != ("metrics",)
+            or path[-1:] != ("pattern",)
+            or not isinstance(entry.value, str)
+        ):
+            continue
+        # `- regex: {pattern: …}` or `- {name: regex, pattern: …}`
+        if not (path[2:3] == ("regex",) and len(path) == 4 or names.get(path[:2]) == "regex"):
+            continue
+        try:
+            compile_pattern(entry.value)
+        except ValueError as err:
+            yield Finding(
+                "invalid-value", Severity.ERROR, entry.value_range, f"Invalid pattern: {err}."
+            )

@@ -1,4 +1,4 @@
-"""`prompt-lsp serve | check | eval | history | render`: one module per command."""
+"""`prompt-lsp serve | check | eval | optimize | history | render`: one module per command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from prompt_lsp import __version__
-from prompt_lsp.cli import check, evaluate, history, render, serve
+from prompt_lsp.cli import check, evaluate, history, optimize, render, serve
 from prompt_lsp.cli.common import CommandError
 
 
@@ -58,6 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"prompt-lsp {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for command in (serve, check, evaluate, history, render):
+    for command in (serve, check, evaluate, optimize, history, render):
         command.add_parser(commands)
     return parser

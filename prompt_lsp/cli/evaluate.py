@@ -1,9 +1,10 @@
-"""`prompt-lsp eval FILE`: run a prompt on its examples, score, record and compare.
+"""`prompt-lsp eval PATH...`: run prompts on their examples, score, record and compare.
 
-Exit codes: 0 success; 1 a metric under its threshold, or every call failed; 2 bad input or
-usage (one line on stderr, never a traceback); 130 interrupted (the partial run is recorded).
-Progress goes to stderr; tables and reports go to stdout, except with `--json -`: then stdout
-holds the JSON report alone and the table goes to stderr.
+Exit codes (one for all the files): 0 success; 1 a metric under its threshold, significantly
+below the baseline (`--check-baseline`), or every call failed; 2 bad input or usage (one line
+on stderr, never a traceback); 130 interrupted (the partial run is recorded). Progress goes to
+stderr; tables and reports go to stdout, except with `--json -`: then stdout holds the JSON
+report alone, and the tables and summaries go to stderr.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import warnings
@@ -23,12 +25,21 @@ from prompt_lsp.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     CommandError,
     fail,
+    find_prompt_files,
     make_console,
     read_prompt,
 )
-from prompt_lsp.evaluation.formatting import format_delta, format_score, shorten
+from prompt_lsp.evaluation.formatting import (
+    distinct_baseline,
+    format_bounds,
+    format_change,
+    format_p_value,
+    format_score,
+    shorten,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -37,7 +48,7 @@ if TYPE_CHECKING:
     from prompt_lsp.evaluation.metrics import MetricSpec
     from prompt_lsp.evaluation.options import EvalOptions, ProgressEvent
     from prompt_lsp.evaluation.report import RunReport
-    from prompt_lsp.evaluation.results import ExampleResult
+    from prompt_lsp.evaluation.results import Comparison, ExampleResult
 
 MAX_TABLE_ROWS = 50
 
@@ -46,10 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "eval",
         help="run a prompt on its examples and score it",
-        description="Run FILE on its examples, score every output, record the run in the "
-        "history and compare it with the previous version.",
+        description="Run each prompt on its examples, score every output, record the run in "
+        "the history and compare it with the previous version (and the committed baseline "
+        "NAME.baseline.json, when there is one) with paired statistics.",
     )
-    evaluate.add_argument("file", metavar="FILE", help="a .prompt file")
+    evaluate.add_argument(
+        "paths", nargs="+", metavar="PATH", help=".prompt files or folders (searched recursively)"
+    )
     evaluate.add_argument("--model", metavar="MODEL", help="override the file's `model:`")
     evaluate.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
     evaluate.add_argument("--repeat", type=int, metavar="N", help="run each example N times")
@@ -65,18 +79,66 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--no-cache", action="store_true", help="ignore and do not fill the response cache"
     )
     evaluate.add_argument(
+        "--allow-unsandboxed-code",
+        action="store_true",
+        help="where no sandbox (bubblewrap) exists, let code_tests run model-written code "
+        "with your own permissions (dangerous: the code can read and change your files)",
+    )
+    evaluate.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="HOST",
+        dest="allowed_hosts",
+        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
+        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
+    )
+    evaluate.add_argument(
         "--router",
         metavar="FILE",
         help="spread calls over the deployments of a litellm router file (model_list with "
         "rpm/tpm budgets; default: $PROMPT_LSP_ROUTER)",
     )
-    evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
+    evaluate.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write a JSON report ('-': stdout, which then holds nothing else)",
+    )
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
+    baseline = evaluate.add_argument_group("baselines and CI")
+    baseline.add_argument(
+        "--save-baseline",
+        action="store_true",
+        help="write NAME.baseline.json beside the prompt (commit it)",
+    )
+    baseline.add_argument(
+        "--with-outputs", action="store_true", help="keep the outputs in the saved baseline"
+    )
+    baseline.add_argument(
+        "--check-baseline",
+        action="store_true",
+        help="exit 1 when a metric is significantly below the baseline or under its threshold",
+    )
+    baseline.add_argument(
+        "--against",
+        metavar="REF",
+        help="compare with the prompt as it is at git revision REF (e.g. main, HEAD~1)",
+    )
+    baseline.add_argument(
+        "--format",
+        choices=("text", "markdown"),
+        default="text",
+        help="markdown: print a summary fit for a pull-request comment instead of the table",
+    )
+    baseline.add_argument(
+        "--summary",
+        metavar="PATH",
+        help="append the Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
     evaluate.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError
+    from prompt_lsp.evaluation.session import EvalOptions
 
     # Ctrl-C cancels calls inside litellm, which leaves a coroutine of its own un-awaited: its
     # warning says nothing to the user.
@@ -84,15 +146,23 @@ def run(args: argparse.Namespace) -> int:
         "ignore", message="coroutine .* was never awaited", category=RuntimeWarning
     )
     try:
-        path, text = read_prompt(args.file)
         for name in ("concurrency", "repeat"):
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise CommandError(f"--{name} must be at least 1")
         if args.timeout is not None and args.timeout <= 0:
             raise CommandError("--timeout must be a positive number of seconds")
+        if args.with_outputs and not args.save_baseline:
+            raise CommandError("--with-outputs goes with --save-baseline")
+        if args.save_baseline and args.examples:
+            raise CommandError("--save-baseline needs every example; drop --example")
+        files = _prompt_files(args.paths)
     except CommandError as err:
         return fail(str(err))
+    if args.allow_unsandboxed_code:
+        from prompt_lsp.evaluation.sandbox import UNSANDBOXED_VARIABLE
+
+        os.environ[UNSANDBOXED_VARIABLE] = "1"
     options = EvalOptions(
         model=args.model,
         concurrency=args.concurrency,
@@ -100,21 +170,129 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         timeout=args.timeout,
         example_ids=args.examples,
+        allowed_hosts=args.allowed_hosts,
         router=args.router,
     )
+    reports: list[RunReport] = []
+    sections: list[str] = []
+    codes: list[int] = []
+    for path in files:
+        code, report, section = _evaluate_file(path, options, args)
+        codes.append(code)
+        if report is not None:
+            reports.append(report)
+        if section:
+            sections.append(section)
+        if code == EXIT_INTERRUPTED:
+            break
     try:
-        report = asyncio.run(_evaluate_with_progress(path, text, options))
-    except EvalSetupError as err:
-        return fail(str(err))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("prompt-lsp: interrupted; finished results were recorded", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    _print_report(report, to_stderr=args.json == "-")
-    try:
-        _write_reports(report, args.json, args.junit)
+        _write_reports(reports, args.json, args.junit)
+        _write_summary(sections, args)
     except OSError as err:
         return fail(f"cannot write the report: {err}")
-    return _eval_exit_code(report)
+    if len(files) > 1:
+        failed = sum(1 for code in codes if code != EXIT_OK)
+        print(f"prompt-lsp: {len(codes)} prompt(s) evaluated, {failed} not ok", file=sys.stderr)
+    return _overall_exit_code(codes)
+
+
+def _prompt_files(paths: list[str]) -> list[Path]:
+    if len(paths) == 1 and not Path(paths[0]).is_dir():
+        read_prompt(paths[0])  # the one-file case keeps its one-line errors
+        return [Path(paths[0])]
+    files, missing = find_prompt_files(paths)
+    if missing:
+        raise CommandError("; ".join(missing))
+    if not files:
+        raise CommandError(f"no .prompt files under {', '.join(paths)}")
+    return files
+
+
+def _overall_exit_code(codes: list[int]) -> int:
+    for code in (EXIT_INTERRUPTED, EXIT_USAGE, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def _evaluate_file(
+    path: Path, options: EvalOptions, args: argparse.Namespace
+) -> tuple[int, RunReport | None, str]:
+    """Evaluate one prompt with the baseline and `--against` work the flags ask for:
+    (exit code, report, Markdown section)."""
+    from prompt_lsp.evaluation.against import (
+        RevisionError,
+        compare_with_revision,
+        text_at_revision,
+    )
+    from prompt_lsp.evaluation.baseline import (
+        BaselineError,
+        baseline_path,
+        baseline_problems,
+        load_baseline,
+        save_baseline,
+    )
+    from prompt_lsp.evaluation.session import EvalSetupError
+    from prompt_lsp.evaluation.summary import report_markdown
+
+    try:
+        _, text = read_prompt(str(path))
+        if args.check_baseline and load_baseline(path) is None:
+            raise CommandError(
+                f"{path}: no baseline ({baseline_path(path).name}); "
+                "save one with `prompt-lsp eval FILE --save-baseline` and commit it"
+            )
+        old_text = text_at_revision(path, args.against) if args.against else None
+        report = asyncio.run(_evaluate_with_progress(path, text, options))
+        if old_text is not None and report.status != "cancelled":
+            comparison, source = asyncio.run(
+                compare_with_revision(report, path, text, args.against, old_text, options)
+            )
+            report.comparison = comparison
+            print(f"prompt-lsp: {path}: {args.against} scores from {source}", file=sys.stderr)
+    except (CommandError, BaselineError, RevisionError, EvalSetupError) as err:
+        return fail(str(err)), None, ""
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("prompt-lsp: interrupted; finished results were recorded", file=sys.stderr)
+        return EXIT_INTERRUPTED, None, ""
+    code = _eval_exit_code(report)
+    verdict = None
+    if args.check_baseline:
+        problems = baseline_problems(report)
+        verdict = "❌ below the baseline" if problems else "✅ baseline check passed"
+        _print_baseline_check(path, report, problems)
+        if problems and code == EXIT_OK:
+            code = EXIT_FAILED
+    json_on_stdout = args.json == "-"  # then stdout holds the JSON report alone
+    if args.format == "markdown":
+        print(report_markdown(report, verdict), file=sys.stderr if json_on_stdout else sys.stdout)
+    else:
+        _print_report(report, to_stderr=json_on_stdout)
+    if args.save_baseline:
+        if report.status != "ok" or not report.recorded:
+            print(f"prompt-lsp: {path}: run not ok; the baseline was not saved", file=sys.stderr)
+            code = code or EXIT_FAILED
+        else:
+            try:
+                target = save_baseline(report, path, with_outputs=args.with_outputs)
+            except OSError as err:
+                return fail(f"cannot write the baseline: {err}"), report, ""
+            print(f"prompt-lsp: baseline written to {target}", file=sys.stderr)
+    return code, report, report_markdown(report, verdict)
+
+
+def _print_baseline_check(path: Path, report: RunReport, problems: list[str]) -> None:
+    from prompt_lsp.evaluation.formatting import stats_sentence
+
+    if problems:
+        print(f"prompt-lsp: {path}: baseline check FAILED", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return
+    headline = report.headline
+    stat = report.baseline.stats.get(headline.key) if report.baseline and headline else None
+    detail = f": {headline.key} {stats_sentence(stat)}" if stat and headline else ""
+    print(f"prompt-lsp: {path}: baseline check passed{detail}", file=sys.stderr)
 
 
 def _eval_exit_code(report: RunReport) -> int:
@@ -260,7 +438,10 @@ def _summary_lines(report: RunReport) -> list[Text]:
     if not report.metrics:
         lines.append(Text("no metrics: add `metrics:` to score the outputs", style="dim"))
     if comparison is not None:
-        change = Text(f"compared with {comparison.previous_version[:8]}: ", style="dim")
+        change = Text(
+            f"compared with {comparison.against} ({comparison.previous_version[:8]}): ",
+            style="dim",
+        )
         change.append(f"{len(comparison.improved)} improved", style="green")
         change.append(", ")
         change.append(f"{len(comparison.regressed)} regressed", style="red")
@@ -281,10 +462,10 @@ def _metric_line(report: RunReport, spec: MetricSpec, headline: bool) -> Text:
     if spec.key in report.stdev:
         line.append(f" ± {report.stdev[spec.key]:.3f}")
     comparison = report.comparison
-    delta = comparison.deltas.get(spec.key) if comparison else None
-    if delta is not None:
-        style = "green" if delta > 0 else "red" if delta < 0 else "dim"
-        line.append(f"  {format_delta(delta)}", style=style)
+    if comparison is not None:
+        _append_change(line, comparison, spec.key)
+    if report.baseline is not None and distinct_baseline(comparison, report.baseline):
+        _append_change(line, report.baseline, spec.key)
     if spec.threshold is not None:
         passed = spec.passes(value)
         line.append(
@@ -296,13 +477,56 @@ def _metric_line(report: RunReport, spec: MetricSpec, headline: bool) -> Text:
     return line
 
 
-def _write_reports(report: RunReport, json_path: str | None, junit_path: str | None) -> None:
+def _append_change(line: Text, comparison: Comparison, key: str) -> None:
+    """`  vs previous version ≈+0.033 [−0.012, +0.080] p = 0.210 n=14` (▲/▼ when
+    significant)."""
+    stat = comparison.stats.get(key)
+    change = format_change(comparison.deltas.get(key), stat)
+    if not change:
+        return
+    direction = stat.direction if stat else 0
+    style = "green" if direction > 0 else "red" if direction < 0 else "dim"
+    name = "baseline" if comparison.against == "baseline" else f"vs {comparison.against}"
+    line.append(f"  {name} {change}", style=style)
+    if stat is not None and stat.n:
+        line.append(
+            f" {format_bounds(stat)} {format_p_value(stat.p_value)} n={stat.n}", style="dim"
+        )
+
+
+def _write_reports(reports: list[RunReport], json_path: str | None, junit_path: str | None) -> None:
+    """One report: its JSON object and JUnit document; several: a JSON list and one
+    testsuite per prompt."""
+    if not reports:
+        return
     if json_path:
-        data = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        value = reports[0].to_json() if len(reports) == 1 else [r.to_json() for r in reports]
+        data = json.dumps(value, indent=2, ensure_ascii=False)
         if json_path == "-":
             sys.stdout.write(data + "\n")
             sys.stdout.flush()
         else:
             Path(json_path).write_text(data + "\n", encoding="utf-8")
     if junit_path:
-        Path(junit_path).write_text(report.to_junit_xml() + "\n", encoding="utf-8")
+        Path(junit_path).write_text(_junit_document(reports) + "\n", encoding="utf-8")
+
+
+def _junit_document(reports: list[RunReport]) -> str:
+    import xml.etree.ElementTree as ET
+
+    if len(reports) == 1:
+        return reports[0].to_junit_xml()
+    root = ET.Element("testsuites")
+    for report in reports:
+        root.extend(ET.fromstring(report.to_junit_xml().split("\n", 1)[1]))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def _write_summary(sections: list[str], args: argparse.Namespace) -> None:
+    if not args.summary or not sections:
+        return
+    from prompt_lsp.evaluation.summary import summary_markdown
+
+    with open(args.summary, "a", encoding="utf-8") as out:
+        out.write(summary_markdown(sections) + "\n")

@@ -1,4 +1,5 @@
-"""`prompt-lsp history FILE [--diff]`: the evaluated versions of a prompt."""
+"""`prompt-lsp history FILE [--diff | --candidates]`: the evaluated versions of a prompt, and
+the candidates `optimize` tried."""
 
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ from prompt_lsp.cli.common import EXIT_OK, fail, make_console
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from prompt_lsp.evaluation.results import RunRecord
+    from prompt_lsp.evaluation.results import CandidateRecord, RunRecord
     from prompt_lsp.history.store import HistoryStore
 
-from prompt_lsp.evaluation.formatting import format_delta, format_score, format_when, shorten
+from prompt_lsp.evaluation.formatting import (
+    format_change,
+    format_score,
+    format_when,
+    shorten,
+    stats_sentence,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("file", metavar="FILE", help="a .prompt file")
     history.add_argument(
         "--diff", action="store_true", help="compare the last two evaluated versions"
+    )
+    history.add_argument(
+        "--candidates",
+        action="store_true",
+        help="list the candidates `prompt-lsp optimize` scored (not versions until applied)",
     )
     history.add_argument("--limit", type=int, default=30, metavar="N", help="rows to show")
     history.set_defaults(func=run)
@@ -45,15 +57,59 @@ def run(args: argparse.Namespace) -> int:
     with store:
         if args.diff:
             return _print_diff(store, file)
+        candidates = store.candidates_for_file(file, limit=max(1, args.limit))
+        if args.candidates:
+            return _print_candidates(args.file, candidates)
         runs = store.runs_for_file(file, limit=max(1, args.limit))
-    if not runs:
+        statuses = {run.id: _status(store, run) for run in runs}
+    if runs:
+        make_console().print(_history_table(runs, statuses))
+    else:
         print(f"no evaluations recorded for {args.file} yet (run `prompt-lsp eval {args.file}`)")
-        return EXIT_OK
-    make_console().print(_history_table(runs))
+    if candidates:
+        print(
+            f"optimize tried {len(candidates)}{'+' if len(candidates) >= args.limit else ''} "
+            f"candidates: `prompt-lsp history {args.file} --candidates`"
+        )
     return EXIT_OK
 
 
-def _history_table(runs: list[RunRecord]) -> Table:
+def _print_candidates(name: str, candidates: list[CandidateRecord]) -> int:
+    from rich.table import Table
+    from rich.text import Text
+
+    if not candidates:
+        print(f"no optimize candidates recorded for {name} (run `prompt-lsp optimize {name}`)")
+        return EXIT_OK
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("date", "run", "candidate", "metric", "validation", "test", "status", "change"):
+        justify = "right" if column in ("validation", "test") else "left"
+        table.add_column(column, justify=justify)
+    for candidate in candidates:
+        table.add_row(
+            format_when(candidate.created_at),
+            candidate.optimization[:8],
+            candidate.version[:8],
+            candidate.metric,
+            format_score(candidate.validation),
+            format_score(candidate.test),
+            Text(candidate.status, style="bold green" if candidate.status != "scored" else ""),
+            Text(shorten(candidate.change, 70)),
+        )
+    make_console().print(table)
+    return EXIT_OK
+
+
+def _status(store: HistoryStore, run: RunRecord) -> str:
+    """A run's status as a user reads it: one still going, or whose process was killed, says
+    how far it got ("interrupted, 3 of 10")."""
+    state = store.run_state(run)
+    if state in ("running", "interrupted"):
+        return f"{state}, {store.count_results(run.id)} of {run.total}"
+    return state
+
+
+def _history_table(runs: list[RunRecord], statuses: dict[str, str]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -71,12 +127,15 @@ def _history_table(runs: list[RunRecord]) -> Table:
     table.add_column("ok / failed", justify="right")
     table.add_column("cost", justify="right")
     for run in runs:
-        status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(run.status)
+        status = statuses.get(run.id, run.status)
+        status_style = {"ok": "green", "cancelled": "yellow", "failed": "red"}.get(
+            status.split(",")[0], "yellow"
+        )
         table.add_row(
             format_when(run.finished_at),
             run.version[:8],
             Text(run.model),
-            Text(run.status, style=status_style),
+            Text(status, style=status_style),
             *[
                 format_score(run.aggregates.get(key)) if key in run.aggregates else ""
                 for key in keys
@@ -111,11 +170,15 @@ def _print_diff(store: HistoryStore, file: str) -> int:
         before = comparison.previous_aggregates.get(key)
         after = current.aggregates.get(key)
         line = Text(f"{key:<14}{format_score(before)} → {format_score(after)}")
+        stat = comparison.stats.get(key)
         if delta is not None:
+            direction = stat.direction if stat else 0
             line.append(
-                f"  {format_delta(delta)}",
-                style="green" if delta > 0 else "red" if delta < 0 else "dim",
+                f"  {format_change(delta, stat)}",
+                style="green" if direction > 0 else "red" if direction < 0 else "dim",
             )
+        if stat is not None and stat.n:
+            line.append(f"  {stats_sentence(stat)}", style="dim")
         console.print(line)
     for title, changes, style in (
         ("regressed", comparison.regressed, "red"),

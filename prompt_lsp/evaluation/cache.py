@@ -1,7 +1,7 @@
 """The response cache: re-running an unchanged prompt makes no model call.
 
-`cache.sqlite3` in the state folder maps a key — the SHA-256 of the model, the rendered
-messages, the call config (secrets removed) and the repeat index — to the reply text and its
+`cache.sqlite3` in the user's cache folder (`paths.response_cache_path`) maps a key — the SHA-256 of the model, the rendered
+messages, the call config (keys replaced by their hashes) and the repeat index — to the reply text and its
 usage. Only successful replies are stored; errors are never cached.
 """
 
@@ -44,7 +44,7 @@ def cache_key(
 ) -> str:
     """SHA-256 over a canonical JSON of everything that determines the reply.
 
-    `config` must already be scrubbed of secrets (see providers.scrub_secrets); the key is
+    `config` must hold no key in clear (see `format.secrets.hash_secrets`): the cache key is
     stored on disk."""
     payload = json.dumps(
         {"model": model, "messages": messages, "config": config, "repeat": repeat},

@@ -13,14 +13,19 @@ from prompt_lsp.format.examples import (
     parse_examples_file,
 )
 from prompt_lsp.format.model import PromptDocument
+from prompt_lsp.history.paths import UnsafePathError, check_readable, state_root_for
 
 MAX_EXAMPLES_BYTES = 50_000_000
 
 _cache: dict[str, tuple[tuple[int, int], ExampleSet]] = {}
 
 
-def load_examples(doc: PromptDocument, prompt_path: Path | None) -> ExampleSet | None:
-    """The prompt's examples; None when it has no `examples:`. Never raises."""
+def load_examples(
+    doc: PromptDocument, prompt_path: Path | None, workspace_root: Path | None = None
+) -> ExampleSet | None:
+    """The prompt's examples; None when it has no `examples:`. Never raises. A file outside
+    the workspace (by `..` or a symlink; see `paths.check_readable`) is not read: a prompt
+    from someone else's repository must not pick a file of yours to send to a model."""
     inline = inline_examples(doc)
     if inline is not None:
         return inline
@@ -29,6 +34,11 @@ def load_examples(doc: PromptDocument, prompt_path: Path | None) -> ExampleSet |
         return None
     if not path.is_absolute() and prompt_path is None:
         return ExampleSet(None, error="save the prompt first: its examples path is relative to it")
+    if prompt_path is not None:
+        try:
+            check_readable(path, state_root_for(prompt_path, workspace_root), "the examples file")
+        except UnsafePathError as err:
+            return ExampleSet(path, error=str(err))
     return load_examples_file(path)
 
 

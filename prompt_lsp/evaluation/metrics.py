@@ -3,37 +3,32 @@
 Every score is in [0, 1], or None when it cannot be computed (no `expected`, a bad pattern, an
 unparseable judge reply), always with a reason then. Cheap metrics are cached in-process by
 (metric, options, output, reference), so a re-run of unchanged outputs costs a dict lookup.
-`code_tests` runs generated code in a sandboxed subprocess; call it off the event loop (the
+`code_tests` runs generated code in a bubblewrap sandbox (see `sandbox`); call it off the event loop (the
 runner uses `score_all_async`, which puts it in a worker thread).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import math
-import os
 import re
 import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from prompt_lsp.catalog.metrics import METRICS, regex_needs_expected
+from prompt_lsp.catalog.metrics import METRICS, compile_pattern, regex_needs_expected
 from prompt_lsp.evaluation.light_imports import defer_package
+from prompt_lsp.evaluation.sandbox import Limits, SandboxUnavailable, check_available, run_python
+from prompt_lsp.format.secrets import scrub_secrets
 from prompt_lsp.format.settings import MetricSetting
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 CODE_TESTS_TIMEOUT_S = 10.0
 CODE_TESTS_MEMORY_BYTES = 512 * 1024 * 1024
 CODE_TESTS_FILE_BYTES = 4 * 1024 * 1024
-_POSIX = os.name == "posix"  # resource limits need it; elsewhere only the wall-time limit holds
 DEFAULT_RUBRIC = "The response is correct, complete, and follows the instructions it was given."
 # Options a metric accepts besides those the catalog lists (for the editor's checks).
 EXTRA_OPTIONS = {"code_tests": ("timeout",)}
@@ -63,7 +58,7 @@ class MetricSpec:
         return bool(info and info.needs_expected)
 
     def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, **self.options}
+        data: dict[str, Any] = {"name": self.name, **scrub_secrets(self.options)}
         if self.threshold is not None:
             data["threshold"] = self.threshold
         if self.key != self.name:
@@ -212,16 +207,11 @@ def _contains(output: str, expected: str, ignore_case: bool) -> MetricScore:
 @functools.lru_cache(maxsize=65536)
 def _regex(output: str, pattern: str) -> MetricScore:
     try:
-        compiled = _compile(pattern)
-    except re.error as err:
+        compiled = compile_pattern(pattern)
+    except ValueError as err:
         return MetricScore(None, f"invalid pattern: {err}")
     found = compiled.search(output) is not None
     return MetricScore(1.0 if found else 0.0, None if found else "pattern not found")
-
-
-@functools.lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -305,88 +295,33 @@ def extract_code(reply: str) -> str:
     return reply
 
 
-def _safe_environment(home: str) -> dict[str, str]:
-    """A minimal environment: no API keys, tokens or secrets reach the generated code."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": home,
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-
-
-def _limit_resources(cpu_seconds: int) -> Callable[[], None]:
-    def apply() -> None:  # runs in the child between fork and exec
-        import resource
-
-        limits = (
-            (resource.RLIMIT_CPU, cpu_seconds),
-            (resource.RLIMIT_AS, CODE_TESTS_MEMORY_BYTES),
-            (resource.RLIMIT_FSIZE, CODE_TESTS_FILE_BYTES),
-            (resource.RLIMIT_CORE, 0),
-            (resource.RLIMIT_NPROC, 0),  # no fork bombs (not enforced for root)
-        )
-        for kind, value in limits:
-            with contextlib.suppress(ValueError, OSError):  # a lower hard limit is fine
-                resource.setrlimit(kind, (value, value))
-
-    return apply
+def run_code_tests(reply: str, tests: str, timeout_s: float = CODE_TESTS_TIMEOUT_S) -> MetricScore:
+    """Run the reply's code followed by `tests` in the sandbox (see `sandbox`): score 1 when
+    the script exits 0, else 0 with the failure as the reason; None (with the one-line reason)
+    when no sandbox exists here and the user did not opt in to running code without one."""
+    if not tests.strip():
+        return MetricScore(None, "the example has no test code")
+    try:
+        check_available()
+    except SandboxUnavailable as err:  # not cached: the user may install bwrap or opt in
+        return MetricScore(None, str(err))
+    return _run_code_tests(reply, tests, timeout_s)
 
 
 @functools.lru_cache(maxsize=4096)
-def run_code_tests(reply: str, tests: str, timeout_s: float = CODE_TESTS_TIMEOUT_S) -> MetricScore:
-    """Run the reply's code followed by `tests` in a sandboxed `python -I` subprocess.
-
-    Limits: `timeout_s` of wall time, CPU time, 512 MB of address space, 4 MB per written
-    file, no new processes; cwd is an empty temporary folder; stdin is closed; the environment
-    holds no secrets. Score 1 when the process exits 0, else 0 with the failure as the reason.
-    """
-    if not tests.strip():
-        return MetricScore(None, "the example has no test code")
-    code = extract_code(reply)
-    with tempfile.TemporaryDirectory(prefix="prompt-lsp-tests-") as folder:
-        script = Path(folder, "solution_test.py")
-        script.write_text(code + "\n\n" + tests + "\n", encoding="utf-8")
-        stderr_path = Path(folder, "stderr.txt")
-        with stderr_path.open("wb") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-B", script.name],
-                cwd=folder,
-                env=_safe_environment(folder),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                preexec_fn=_limit_resources(math.ceil(timeout_s) + 1) if _POSIX else None,
-                start_new_session=_POSIX,  # so a timeout kills whatever the code started
-            )
-            try:
-                returncode = process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                return MetricScore(0.0, f"timed out after {timeout_s:g} s")
-        if stderr_path.stat().st_size >= CODE_TESTS_FILE_BYTES:
-            return MetricScore(0.0, "output limit exceeded (the code wrote too much to stderr)")
-        return _verdict(returncode, _tail(stderr_path))
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _run_code_tests(reply: str, tests: str, timeout_s: float) -> MetricScore:
+    limits = Limits(
+        wall_s=timeout_s, memory_bytes=CODE_TESTS_MEMORY_BYTES, file_bytes=CODE_TESTS_FILE_BYTES
+    )
     try:
-        if _POSIX:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    process.wait()
-
-
-def _tail(path: Path, limit: int = 4000) -> str:
-    try:
-        data = path.read_bytes()[-limit:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace")
+        outcome = run_python(extract_code(reply) + "\n\n" + tests + "\n", limits)
+    except SandboxUnavailable as err:
+        return MetricScore(None, str(err))
+    if outcome.timed_out:
+        return MetricScore(0.0, f"timed out after {timeout_s:g} s")
+    if outcome.stderr_overflow:
+        return MetricScore(0.0, "output limit exceeded (the code wrote too much to stderr)")
+    return _verdict(outcome.returncode, outcome.stderr)
 
 
 def _killed_by(returncode: int, signal_name: str) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prompt_lsp.evaluation.providers import ModelReply
+from prompt_lsp.evaluation.providers import EmptyReplyError, ModelReply
 
 if TYPE_CHECKING:
     import aiohttp
@@ -313,8 +313,12 @@ def reply_from_json(name: str, data: Any) -> ModelReply:
 
 
 def _reply_text(data: Any) -> str:
-    try:
-        content = data["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        return ""
-    return content if isinstance(content, str) else ""
+    """The reply's text; no choices or no text is an error, as for a litellm call."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices, list):
+        raise EmptyReplyError("the model returned no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str):
+        raise EmptyReplyError("the model returned no text (content: null)")
+    return content

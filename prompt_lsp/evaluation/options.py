@@ -29,6 +29,7 @@ class EvalOptions:
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
     transport: Transport | None = None  # default: providers.RunTransport
     router: str | None = None  # the user's router file (else PROMPT_LSP_ROUTER); see routing
+    allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
 
 
 @dataclass

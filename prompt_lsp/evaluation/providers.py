@@ -5,8 +5,9 @@ on the first model call of a run that needs one (a fully cached run never does).
 import, `LITELLM_LOCAL_MODEL_COST_MAP` makes it read its bundled price map instead of fetching
 one, and its telemetry and debug banners are turned off: the language server owns stdout.
 
-API keys stay where litellm reads them (environment variables); `scrub_secrets` removes any
-key-like entry from a config before it is hashed, cached or stored.
+API keys stay where litellm reads them (environment variables), and go only where the user
+allows (`endpoint_problem`); a prompt's literal keys are found and kept out of storage by
+`format.secrets`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from prompt_lsp.catalog.models import LOCAL_PROVIDER
+from prompt_lsp.format.secrets import is_secret_name
 
 # The variable to name when a provider's key is missing (litellm may list several).
 PROVIDER_KEY_VARIABLES = {
@@ -47,9 +50,6 @@ PROVIDER_KEY_VARIABLES = {
     "deepinfra": "DEEPINFRA_API_KEY",
     "cerebras": "CEREBRAS_API_KEY",
 }
-_SECRET_NAME = re.compile(
-    r"(api[_-]?key|secret|token$|password|authorization|credential|access[_-]?key)", re.I
-)
 _MISSING_KEY_TEXT = re.compile(
     r"missing credentials|api[_ ]?key.*(must be set|is not set|missing|not found|required)"
     r"|(missing|no) .*api[_ ]?key|no key is set|set the `?[A-Z_]+_API_KEY",
@@ -125,35 +125,79 @@ def litellm_is_loaded() -> bool:
     return "litellm" in sys.modules
 
 
-# ---------------------------------------------------------------------------- config
+# ---------------------------------------------------------------------------- where keys go
+
+ALLOWED_HOSTS_VARIABLE = "PROMPT_LSP_ALLOWED_HOSTS"
+_ENDPOINT_KEY = re.compile(r"(^|_)(api_base|base_url|url|endpoint|host)$", re.I)
+_ENVIRONMENT_REFERENCE = re.compile(r"^\s*os\.environ/(\S+)")
 
 
-def is_secret_name(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name))
+def allowed_hosts(extra: Iterable[str] = ()) -> set[str]:
+    """Hosts the *user* allowed to receive keys from the environment: the
+    PROMPT_LSP_ALLOWED_HOSTS variable (comma- or space-separated) and `extra` (the CLI's
+    `--allow-host`, the editor's user setting). Never anything a prompt file says."""
+    names = [*re.split(r"[,\s]+", os.environ.get(ALLOWED_HOSTS_VARIABLE, "")), *extra]
+    return {name.strip().lower().rstrip(".") for name in names if name and name.strip()}
 
 
-def scrub_secrets(value: Any) -> Any:
-    """A copy of `value` without key-like entries (api_key, *_token, headers with auth, …)."""
-    if isinstance(value, Mapping):
-        return {str(k): scrub_secrets(v) for k, v in value.items() if not is_secret_name(str(k))}
-    if isinstance(value, list | tuple):
-        return [scrub_secrets(v) for v in value]
-    return value
+def file_endpoints(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(config key, host) of every endpoint the prompt's config chooses (`api_base`,
+    `base_url`, …)."""
+    found = []
+    for key, value in config.items():
+        if not _ENDPOINT_KEY.search(str(key)) or not isinstance(value, str) or not value.strip():
+            continue
+        text = value.strip()
+        host = urlsplit(text if "//" in text else f"//{text}").hostname or text
+        found.append((str(key), host.lower().rstrip(".")))
+    return found
 
 
-_KEY_LINE = re.compile(r"^(\s*-?\s*[\"']?)([\w.-]+)([\"']?\s*:\s*)(\S.*)$")
+def environment_key_variables(model: str) -> list[str]:
+    """The environment variables holding a key that a call of `model` would send: its
+    provider's (`OPENAI_API_KEY`, `AZURE_AD_TOKEN`, …); every key-like one when the provider is
+    unknown."""
+    provider = provider_of(model)
+    set_keys = [n for n, v in os.environ.items() if v.strip() and is_secret_name(n)]
+    if not provider:
+        return sorted(set_keys)
+    prefix = provider.upper().replace("-", "_") + "_"
+    preferred = PROVIDER_KEY_VARIABLES.get(provider)
+    return sorted(n for n in set_keys if n.startswith(prefix) or n == preferred)
 
 
-def redact_secret_lines(text: str, end_line: int | None = None) -> str:
-    """`text` with the value of every key-like YAML entry (`api_key: sk-…`) in its first
-    `end_line` lines replaced by `<redacted>`: what history stores of a prompt's text."""
-    lines = text.split("\n")
-    limit = len(lines) if end_line is None else min(end_line, len(lines))
-    for number in range(limit):
-        match = _KEY_LINE.match(lines[number])
-        if match and is_secret_name(match.group(2)):
-            lines[number] = match.group(1) + match.group(2) + match.group(3) + "<redacted>"
-    return "\n".join(lines)
+def endpoint_problem(
+    model: str, config: Mapping[str, Any], extra_allowed: Iterable[str] = ()
+) -> str | None:
+    """Why a call of `model` with the prompt's `config` must not be made, or None.
+
+    A key from the environment goes only to the provider's own endpoint or to a host the user
+    allowed: a prompt file (perhaps from a repository someone else wrote) naming another
+    endpoint is refused while the provider's key is set, rather than sent without it, which
+    would fail anyway. A file that brings its own `api_key` sends that one, not the user's."""
+    for key, value in config.items():
+        match = _ENVIRONMENT_REFERENCE.match(value) if isinstance(value, str) else None
+        if match:
+            return (
+                f"`config.{key}` asks for the environment variable {match.group(1)}: "
+                "a prompt file cannot read your environment"
+            )
+    allowed = allowed_hosts(extra_allowed)
+    foreign = [(key, host) for key, host in file_endpoints(config) if host not in allowed]
+    if not foreign:
+        return None
+    own_key = config.get("api_key")
+    if isinstance(own_key, str) and own_key.strip():
+        return None
+    variables = environment_key_variables(model)
+    if not variables:
+        return None
+    key, host = foreign[0]
+    return (
+        f"`config.{key}` would send your {variables[0]} to {host}, a host chosen by the prompt "
+        f"file: if you trust it, allow it with {ALLOWED_HOSTS_VARIABLE}={host} (or "
+        f"`--allow-host {host}`); else remove `{key}`"
+    )
 
 
 # ---------------------------------------------------------------------------- models and keys
@@ -218,27 +262,60 @@ def _key_message(model: str, candidates: list[str]) -> str:
     return f"{variable} is not set: export it, or pick another `model:`"
 
 
+def _status_code(error: BaseException) -> int | None:
+    status = getattr(error, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _rejected_key_message(
+    error: BaseException, model: str, variables: list[str], own_key: bool
+) -> str | None:
+    """For a 401/403 when a key *was* sent (the prompt's own `api_key`, or one from the
+    environment): the provider rejected it; it is not missing."""
+    status = _status_code(error)
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if status not in (401, 403) and not names & {"AuthenticationError", "PermissionDeniedError"}:
+        return None
+    candidates = environment_key_variables(model) or [v for v in variables if os.environ.get(v)]
+    if not candidates and not own_key:
+        return None  # nothing was set: the key is missing, not rejected
+    code = f" ({status})" if status else ""
+    what = "has no access to this model" if status == 403 else "rejected the key"
+    which = "the `api_key` in the prompt's config" if own_key else candidates[0]
+    return f"the provider {what}{code}: check {which} (it is set, but not valid for `{model}`)"
+
+
 def looks_like_missing_key(error: BaseException) -> bool:
     name = type(error).__name__
     return name == "AuthenticationError" or bool(_MISSING_KEY_TEXT.search(str(error)))
 
 
+def environment_secrets() -> list[str]:
+    """The values of secret-looking environment variables (`*_API_KEY`, `*_TOKEN`, …)."""
+    return [v for name, v in os.environ.items() if len(v) >= 8 and is_secret_name(name)]
+
+
 def redact_known_secrets(text: str) -> str:
-    """`text` with the value of every secret-looking environment variable (`*_API_KEY`,
-    `*_TOKEN`, …) replaced by `***`, in case a provider echoes a key in an error."""
-    for name, value in os.environ.items():
-        if len(value) >= 8 and is_secret_name(name) and value in text:
+    """`text` with the value of every secret-looking environment variable replaced by `***`,
+    in case a provider echoes a key in an error."""
+    for value in environment_secrets():
+        if value in text:
             text = text.replace(value, "***")
     return text
 
 
-def describe_error(error: BaseException, model: str) -> str:
+def describe_error(error: BaseException, model: str, own_key: bool = False) -> str:
     """One readable line for an error of a model call (never a traceback, never a key)."""
     if isinstance(error, asyncio.TimeoutError | TimeoutError):
         return "timed out"
+    if isinstance(error, EmptyReplyError):
+        return str(error)
     if looks_like_missing_key(error) and not is_local_model(model):
         variables = re.findall(r"\b[A-Z][A-Z0-9_]*_(?:API_KEY|TOKEN)\b", str(error))
-        return _key_message(model, variables)
+        rejected = _rejected_key_message(error, model, variables, own_key)
+        return rejected or _key_message(model, variables)
     text = redact_known_secrets(str(error)).strip()
     first = text.splitlines()[0] if text else ""
     previous = None
@@ -391,12 +468,21 @@ async def routed_transport(
     )
 
 
+class EmptyReplyError(Exception):
+    """The provider answered with no choices or no text: an error, never an output."""
+
+
 def _reply_text(response: Any) -> str:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise EmptyReplyError("the model returned no choices")
     try:
-        content = response.choices[0].message.content
+        content = choices[0].message.content
     except (AttributeError, IndexError, KeyError, TypeError):
-        return ""
-    return content if isinstance(content, str) else ""
+        content = None
+    if not isinstance(content, str):
+        raise EmptyReplyError("the model returned no text (content: null)")
+    return content
 
 
 def _usage(response: Any, field: str) -> int:

@@ -34,7 +34,9 @@ class RunReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     results: list[ExampleResult] = field(default_factory=list)
-    comparison: Comparison | None = None
+    comparison: Comparison | None = None  # with the previous evaluated version (history)
+    baseline: Comparison | None = None  # with the committed baseline file, when there is one
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config, secrets removed
     failed_thresholds: list[str] = field(default_factory=list)
     repeat: int = 1
     calls: int = 0  # model calls made (retries included; 0 for a fully cached run)
@@ -91,6 +93,8 @@ class RunReport:
             "warnings": self.warnings,
             "previous_version": comparison.previous_version if comparison else None,
             "deltas": comparison.deltas if comparison else {},
+            "stats": _stats_json(comparison),
+            "baseline": _comparison_json(self.baseline) if self.baseline else None,
             "regressed": [_change_json(c) for c in comparison.regressed] if comparison else [],
             "improved": [_change_json(c) for c in comparison.improved] if comparison else [],
             "n_ok": self.n_ok,
@@ -123,6 +127,9 @@ class RunReport:
         for key, value in self.aggregates.items():
             shown = "" if value is None else f"{value:.4f}"
             ET.SubElement(properties, "property", name=f"aggregate.{key}", value=shown)
+        for prefix, comparison in (("previous", self.comparison), ("baseline", self.baseline)):
+            for key, value in _stats_properties(comparison):
+                ET.SubElement(properties, "property", name=f"{prefix}.{key}", value=value)
         failures = errors = 0
         for result in self.results:
             case = ET.SubElement(
@@ -180,4 +187,44 @@ def _change_json(change: ExampleChange) -> dict[str, Any]:
         "after": change.after,
         "before_output": change.before_output,
         "after_output": change.after_output,
+        "beyond_noise": change.beyond_noise,
     }
+
+
+def _stats_json(comparison: Comparison | None) -> dict[str, Any]:
+    """Per metric: n, excluded, mean_delta, ci_low, ci_high, p_value, test, significant, …"""
+    if comparison is None:
+        return {}
+    return {key: stat.as_dict() for key, stat in comparison.stats.items()}
+
+
+def _comparison_json(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "against": comparison.against,
+        "version": comparison.previous_version,
+        "model": comparison.previous_model,
+        "aggregates": comparison.previous_aggregates,
+        "deltas": comparison.deltas,
+        "stats": _stats_json(comparison),
+        "significant_drops": comparison.significant_drops(),
+        "regressed": [_change_json(c) for c in comparison.regressed],
+        "improved": [_change_json(c) for c in comparison.improved],
+    }
+
+
+def _stats_properties(comparison: Comparison | None) -> list[tuple[str, str]]:
+    """JUnit properties: `rougeL.delta`, `.ci_low`, `.ci_high`, `.p_value`, `.n`, `.significant`."""
+    if comparison is None:
+        return []
+    rows = [("version", comparison.previous_version)]
+    for key, stat in comparison.stats.items():
+        for name, value in (
+            ("delta", stat.mean_delta),
+            ("ci_low", stat.ci_low),
+            ("ci_high", stat.ci_high),
+            ("p_value", stat.p_value),
+        ):
+            rows.append((f"{key}.{name}", "" if value is None else f"{value:.4f}"))
+        rows.append((f"{key}.n", str(stat.n)))
+        rows.append((f"{key}.significant", str(stat.significant).lower()))
+    return rows

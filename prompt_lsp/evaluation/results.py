@@ -6,7 +6,10 @@ Evaluation owns these types; `history/` stores and reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.stats import PairedStats
 
 
 @dataclass
@@ -76,6 +79,8 @@ class ExampleChange:
     after: float
     before_output: str | None
     after_output: str | None
+    # False when repeats measured the example's run-to-run noise and the change is within it
+    beyond_noise: bool = True
 
     @property
     def delta(self) -> float:
@@ -83,8 +88,32 @@ class ExampleChange:
 
 
 @dataclass
+class ExampleScores:
+    """One side of a comparison: each example's mean score per metric over its repeats, the
+    standard error of that mean when repeats give one, and an output to show."""
+
+    means: dict[str, dict[str, float]] = field(default_factory=dict)  # metric → id → mean
+    errors: dict[str, dict[str, float]] = field(default_factory=dict)  # metric → id → s.e.
+    outputs: dict[str, str | None] = field(default_factory=dict)  # id → first repeat's output
+
+    @classmethod
+    def from_results(cls, results: list[ExampleResult], metrics: list[str]) -> ExampleScores:
+        from prompt_lsp.evaluation.stats import mean_by_key, mean_standard_errors
+
+        scores = cls()
+        for result in results:
+            scores.outputs.setdefault(result.id, result.output)
+        for metric in metrics:
+            rows = [(r.id, score) for r in results if (score := r.scores.get(metric)) is not None]
+            scores.means[metric] = mean_by_key(rows)
+            scores.errors[metric] = mean_standard_errors(rows)
+        return scores
+
+
+@dataclass
 class Comparison:
-    """The current run against the previous version's run (current − previous)."""
+    """The current run against an earlier one (current − previous): the previous evaluated
+    version from history, the committed baseline, or the version at a git revision."""
 
     previous_run_id: str
     previous_version: str
@@ -95,3 +124,36 @@ class Comparison:
     regressed: list[ExampleChange] = field(default_factory=list)
     diff: str = ""  # unified diff, previous text → current text
     metric: str | None = None  # the metric example changes are judged by (the headline)
+    stats: dict[str, PairedStats] = field(default_factory=dict)  # per metric key, paired
+    against: str = "previous version"  # what the previous side is, for people
+    previous_model: str = ""  # shown for a baseline, which may come from another model
+    previous_text: str | None = None
+    current_text: str | None = None
+
+    def significant_drops(self) -> list[str]:
+        """Metrics whose paired interval lies wholly below zero."""
+        return [key for key, stat in self.stats.items() if stat.direction < 0]
+
+
+@dataclass
+class CandidateRecord:
+    """One prompt text an optimisation scored: a candidate of the file, not a version of it
+    (until it is applied)."""
+
+    optimization: str  # the id shared by every candidate of one `optimize` run
+    file: str
+    base_version: str  # sha256 of the text the optimisation started from
+    version: str  # sha256 of this candidate's text
+    text: str
+    change: str  # what makes it different from its parent, one line
+    generator: (
+        str  # "baseline" | "demonstrations" | "instructions" | "tokens" | "config" | "reflection"
+    )
+    model: str
+    metric: str
+    validation: float | None
+    validation_n: int
+    test: float | None = None
+    test_n: int = 0
+    created_at: float = 0.0
+    status: str = "scored"  # "scored" | "winner" | "applied"

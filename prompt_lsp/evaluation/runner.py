@@ -31,6 +31,7 @@ from prompt_lsp.evaluation.providers import (
     retry_after_seconds,
 )
 from prompt_lsp.evaluation.results import ExampleResult
+from prompt_lsp.format.secrets import redact_values, secret_values
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 60.0
@@ -190,7 +191,9 @@ class Runner:
                 result.error = f"timed out after {self.settings.timeout_s:g} s"
                 return result
             except Exception as err:
-                result.error = describe_error(err, self.settings.model)
+                own_key = bool(self.settings.config.get("api_key"))
+                error = describe_error(err, self.settings.model, own_key)
+                result.error = redact_values(error, secret_values(self.settings.config))
                 return result
             self._remember(item.key, reply, result.latency_s)
         result.output = reply.text

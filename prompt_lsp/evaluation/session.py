@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation import local_worker
+from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
@@ -41,12 +42,12 @@ from prompt_lsp.evaluation.openai_http import (
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
     RunTransport,
+    endpoint_problem,
+    environment_secrets,
     is_local_model,
     load_litellm,
     local_extra_installed,
     model_setup_problem,
-    redact_secret_lines,
-    scrub_secrets,
 )
 from prompt_lsp.evaluation.report import RunReport
 from prompt_lsp.evaluation.results import ExampleResult, RunRecord
@@ -66,20 +67,24 @@ from prompt_lsp.evaluation.runner import (
     WorkItem,
     aggregate,
 )
+from prompt_lsp.evaluation.sandbox import SandboxUnavailable, check_available
 from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import Example
 from prompt_lsp.format.render import RenderError, render_messages
+from prompt_lsp.format.secrets import hash_secrets, redact_text, scrub_secrets
 from prompt_lsp.format.text import text_version
 from prompt_lsp.history.compare import compare_with_previous
 from prompt_lsp.history.paths import (
-    CACHE_FILE,
     HISTORY_FILE,
     STATE_DIR_NAME,
+    UnsafePathError,
+    check_readable,
     ensure_state_dir,
     file_key,
+    response_cache_path,
     state_root_for,
 )
-from prompt_lsp.history.store import HistoryStore, new_run_id
+from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
@@ -108,10 +113,10 @@ class RunPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def stored_text(text: str, doc: PromptDocument | None = None) -> str:
-    """The prompt text as history keeps it: key-like front matter values redacted."""
-    doc = doc if doc is not None else parse(text)
-    return redact_secret_lines(text, doc.body_start_line)
+def stored_text(text: str) -> str:
+    """The prompt text as history keeps it: every literal key of its front matter (whatever
+    its YAML shape) and any key of the environment replaced by `<redacted>`."""
+    return redact_text(text, environment_secrets())
 
 
 # ---------------------------------------------------------------------------- planning
@@ -143,7 +148,7 @@ def _select_examples(
     doc: PromptDocument, path: Path, options: EvalOptions
 ) -> tuple[list[Example], list[str]]:
     """The examples to run, and warnings about malformed rows that were skipped."""
-    example_set = load_examples(doc, path)
+    example_set = load_examples(doc, path, options.workspace_root)
     if example_set is None:
         raise EvalSetupError(
             "no examples to evaluate: add `examples:` (a file such as cases.jsonl, or a list)"
@@ -190,7 +195,7 @@ def render_example(doc: PromptDocument, example: Example | None) -> list[dict[st
     return [m.as_dict() for m in messages]
 
 
-def _local_model_id(model: str, prompt_dir: Path) -> str:
+def _local_model_id(model: str, prompt_dir: Path, root: Path) -> str:
     """`local/<relative>.gguf` → `local/<absolute path>` (so the cache key names the file);
     whether it can run is checked by `_check_local_model`, only when a call is needed."""
     name = model.split("/", 1)[1] if "/" in model else ""
@@ -204,7 +209,23 @@ def _local_model_id(model: str, prompt_dir: Path) -> str:
     path = Path(name).expanduser()
     if not path.is_absolute():
         path = prompt_dir / path
+    try:
+        check_readable(path, root, "the model file")
+    except UnsafePathError as err:
+        raise EvalSetupError(str(err)) from None
     return f"local/{path.resolve()}"
+
+
+def _model_identity(model: str) -> str:
+    """What names the model in cache keys: its id, and for a GGUF file also its size and
+    modification time, so replacing the file at the same path does not reuse old replies."""
+    if not is_local_model(model) or not model.lower().endswith(".gguf"):
+        return model
+    try:
+        stat = Path(model.split("/", 1)[1]).stat()
+    except OSError:
+        return model
+    return f"{model}@{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _check_local_model(model: str) -> Path:
@@ -243,8 +264,9 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     examples, warnings = _select_examples(doc, path, options)
     metrics = _metrics_for(doc, examples)
     model = resolve_model(doc, options)
+    root = state_root_for(path, options.workspace_root)
     if is_local_model(model):
-        model = _local_model_id(model, path.resolve().parent)
+        model = _local_model_id(model, path.resolve().parent, root)
     run = doc.settings.run
     repeat = _positive_int(options.repeat or run.repeat, "--repeat", 1)
     concurrency = _positive_int(
@@ -255,7 +277,8 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
-    key_config = scrub_secrets(config)
+    key_config = hash_secrets(config)  # two keys never share a cache entry
+    key_model = _model_identity(model)
     items = []
     render_errors = []
     for example in examples:
@@ -266,12 +289,11 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
             items += [WorkItem(example, i, [], "", render_error=str(err)) for i in range(repeat)]
             continue
         for index in range(repeat):
-            key = cache_key(model, messages, key_config, index)
+            key = cache_key(key_model, messages, key_config, index)
             items.append(WorkItem(example, index, messages, key))
     if examples and len(render_errors) == len(examples):
         also = " (and so does every other example)" if len(examples) > 1 else ""
         raise EvalSetupError(render_errors[0] + also)
-    root = state_root_for(path, options.workspace_root)
     return RunPlan(
         path=path,
         text=text,
@@ -292,23 +314,44 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     )
 
 
+def check_code_sandbox(metrics: list[MetricSpec]) -> None:
+    """EvalSetupError (one line: why, and how to opt in) when `code_tests` would have to run
+    model code and there is no sandbox here. Probes bubblewrap once per process: call it off
+    the event loop."""
+    if not any(m.name == "code_tests" for m in metrics):
+        return
+    try:
+        check_available()
+    except SandboxUnavailable as err:
+        raise EvalSetupError(str(err)) from None
+
+
 # ---------------------------------------------------------------------------- running
 
 
 async def _preflight(
-    plan: RunPlan, needs_calls: bool, uses_litellm: bool, routed: frozenset[str] = frozenset()
+    plan: RunPlan,
+    needs_calls: bool,
+    uses_litellm: bool,
+    allowed: list[str],
+    routed: frozenset[str] = frozenset(),
 ) -> None:
-    """Get ready for the calls, only when some call is not cached: check keys (a missing key
-    is an EvalSetupError before any call); for the calls litellm makes, load it (off the event
-    loop: it takes seconds), load a local model, and warm litellm's lazy imports, so no
-    example's latency pays for them. A run whose calls all go through the light HTTP client
-    never imports litellm."""
+    """Get ready for the calls, only when some call is not cached: check where keys would go
+    and that they are set (an EvalSetupError before any call); for the calls litellm makes,
+    load it (off the event loop: it takes seconds), load a local model, and warm litellm's lazy
+    imports, so no example's latency pays for them. A run whose calls all go through the light
+    HTTP client never imports litellm."""
     if not needs_calls or not uses_litellm:
         return
     models = {plan.model}
     models |= {
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
+    mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
+    if plan.model not in routed:  # a routed call goes where the user's router file says
+        problem = None if mocked else endpoint_problem(plan.model, plan.config, allowed)
+        if problem:
+            raise EvalSetupError(problem)
     light = {
         m
         for m in models - routed
@@ -325,7 +368,6 @@ async def _preflight(
         return
     gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
     litellm = await asyncio.to_thread(load_litellm)
-    mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
     for model in sorted(heavy):
         message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
@@ -429,21 +471,39 @@ async def evaluate_prompt(
 
     Cancelling (the `cancel` event, or cancelling the task) records the finished part of the
     run with status "cancelled"; a task cancel then re-raises CancelledError."""
-    plan = plan_run(path, text, options)
+    plan = await asyncio.to_thread(plan_run, path, text, options)  # renders untrusted templates
     started_at, started = time.time(), time.perf_counter()
-    state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
-    cache = ResponseCache(state_dir / CACHE_FILE) if plan.use_cache else None
+    try:
+        state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
+        if (state_dir / HISTORY_FILE).is_symlink():
+            raise UnsafePathError(f"{state_dir / HISTORY_FILE} is a symlink: not written through")
+    except UnsafePathError as err:
+        raise EvalSetupError(str(err)) from None
+    cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     transport = RunTransport(max(plan.concurrency, 1))
     try:
         calls = [item for item in plan.items if item.render_error is None]
         hits = cache.get_many(item.key for item in calls) if cache else {}
+        await asyncio.to_thread(check_code_sandbox, plan.metrics)
         await asyncio.to_thread(prepare_metrics, plan.metrics)
         needs_calls = any(item.key not in hits for item in calls)
         if needs_calls and options.transport is None:
             transport.router, transport.routed = await _router_for(options, plan)
-        await _preflight(plan, needs_calls, options.transport is None, transport.routed)
+        await _preflight(
+            plan,
+            needs_calls,
+            options.transport is None,
+            options.allowed_hosts or [],
+            transport.routed,
+        )
         progress = _Progress(len(plan.items), on_progress)
+        recording = options.example_ids is None
+        run_id = new_run_id()
+        live = _LiveRecorder(history, run_id) if recording else None
+        if live is not None:
+            begun = _run_record(plan, run_id, [], RUNNING, started_at, 0.0)
+            history.begin_run(begun, stored_text(plan.text))
         runner = Runner(
             RunSettings(
                 model=plan.model,
@@ -457,15 +517,16 @@ async def evaluate_prompt(
             options.transport or transport,
             cache,
             hits,
-            on_result=progress,
+            on_result=progress if live is None else _both(progress, live),
         )
         progress.start()
         with _short_gil_switches():
             outcome = await runner.run(plan.items, cancel)
         report = _record(
             plan,
+            run_id,
             outcome,
-            history if options.example_ids is None else None,
+            history if recording else None,
             started_at,
             time.perf_counter() - started,
         )
@@ -476,30 +537,100 @@ async def evaluate_prompt(
             cache.close()
     if outcome.task_cancelled:
         raise asyncio.CancelledError
+    attach_baseline(report, path, options.workspace_root)
     return report
+
+
+def attach_baseline(report: RunReport, path: Path, workspace_root: Path | None) -> None:
+    """Compare the report with the baseline file beside the prompt, when there is one; a
+    malformed baseline is a warning, not a failed run."""
+    try:
+        baseline = load_baseline(path, workspace_root)
+    except BaselineError as err:
+        report.warnings.append(f"baseline ignored: {err}")
+        return
+    if baseline is not None and report.status != "failed":
+        report.baseline = compare_with_baseline(report, baseline, "baseline")
+
+
+class _LiveRecorder:
+    """Keeps finished results in the history while the run goes on (at most one write a
+    second), so a run whose process is killed still shows what finished."""
+
+    def __init__(self, history: HistoryStore, run_id: str, every_s: float = 1.0) -> None:
+        self.history, self.run_id, self.every_s = history, run_id, every_s
+        self.pending: list[ExampleResult] = []
+        self.last = time.monotonic()
+
+    def __call__(self, result: ExampleResult) -> None:
+        self.pending.append(result)
+        if time.monotonic() - self.last >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending, self.last = self.pending, [], time.monotonic()
+        try:
+            self.history.add_results(self.run_id, pending)
+        except Exception:  # a busy database must not end the run: the end writes everything
+            logger.exception("could not record results as they finished")
+
+
+def _both(
+    first: Callable[[ExampleResult], None], second: Callable[[ExampleResult], None]
+) -> Callable[[ExampleResult], None]:
+    def call(result: ExampleResult) -> None:
+        first(result)
+        second(result)
+
+    return call
 
 
 def _record(
     plan: RunPlan,
+    run_id: str,
     outcome: RunOutcome,
     history: HistoryStore | None,
     started_at: float,
     duration_s: float,
 ) -> RunReport:
-    """Write the run to the history (one transaction) and build the report. A run of some
-    examples only (`history` None) is not a score of the version and is not recorded."""
+    """Write the run's final state to the history (one transaction) and build the report. A
+    run of some examples only (`history` None) is not a score of the version and is not
+    recorded."""
     results = outcome.results
-    aggregates, stdev = aggregate(results, plan.metrics)
     n_ok = sum(1 for r in results if r.ok)
-    n_failed = len(results) - n_ok
     if outcome.cancelled:
         status = "cancelled"
     elif n_ok == 0:
         status = "failed"
     else:
         status = "ok"
-    run = RunRecord(
-        id=new_run_id(),
+    run = _run_record(plan, run_id, results, status, started_at, duration_s)
+    comparison = None
+    if history is not None:
+        text = stored_text(plan.text)
+        history.finish_run(run, results)
+        comparison = compare_with_previous(history, run, results, text)
+    report = _report_from(run, results, plan.metrics, plan.path)
+    report.comparison = comparison
+    report.config = scrub_secrets(plan.config)
+    report.recorded = history is not None
+    report.warnings = list(plan.warnings)
+    report.calls, report.retries = outcome.calls, outcome.retries
+    return report
+
+
+def _run_record(
+    plan: RunPlan,
+    run_id: str,
+    results: list[ExampleResult],
+    status: str,
+    started_at: float,
+    duration_s: float,
+) -> RunRecord:
+    aggregates, stdev = aggregate(results, plan.metrics)
+    n_ok = sum(1 for r in results if r.ok)
+    return RunRecord(
+        id=run_id,
         file=plan.file,
         version=plan.version,
         model=plan.model,
@@ -513,22 +644,11 @@ def _record(
         prompt_tokens=sum(r.prompt_tokens for r in results),
         completion_tokens=sum(r.completion_tokens for r in results),
         n_ok=n_ok,
-        n_failed=n_failed,
+        n_failed=len(results) - n_ok,
         total=len(plan.items),
         duration_s=duration_s,
         repeat=plan.repeat,
     )
-    comparison = None
-    if history is not None:
-        text = stored_text(plan.text, plan.doc)
-        history.record_run(run, results, text)
-        comparison = compare_with_previous(history, run, results, text)
-    report = _report_from(run, results, plan.metrics, plan.path)
-    report.comparison = comparison
-    report.recorded = history is not None
-    report.warnings = list(plan.warnings)
-    report.calls, report.retries = outcome.calls, outcome.retries
-    return report
 
 
 def _report_from(
@@ -613,4 +733,5 @@ def load_last_report(path: Path, text: str, workspace_root: Path | None = None) 
         results = store.results_for_run(run.id)
         report = _report_from(run, results, metric_specs_from_record(run), path)
         report.comparison = compare_with_previous(store, run, results, stored_text(text))
+    attach_baseline(report, path, workspace_root)
     return report

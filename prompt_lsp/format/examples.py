@@ -15,6 +15,7 @@ import yaml
 
 from prompt_lsp.format.model import PromptDocument
 from prompt_lsp.format.text import split_lines
+from prompt_lsp.format.yaml_loader import MAX_DEPTH, BoundedLoader
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -128,19 +129,42 @@ def _parse_jsonl(text: str) -> ExampleSet:
         if not line.strip() or line.lstrip().startswith("//"):
             continue
         try:
-            records.append(json.loads(line))
-            lines.append(number)
+            record = json.loads(line)
         except json.JSONDecodeError as err:
             problems.append(ExampleProblem(number, f"invalid JSON: {err.msg} (column {err.colno})"))
+            continue
+        except RecursionError:
+            record = None  # deeper than Python's recursion limit: reported below
+        if record is None or _nested_deeper(record, MAX_DEPTH):
+            problems.append(ExampleProblem(number, f"nested deeper than {MAX_DEPTH} levels"))
+            continue
+        records.append(record)
+        lines.append(number)
     result = _from_records(records, lines, None)
     result.problems[:0] = problems
     return result
 
 
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Whether lists and objects in `value` nest deeper than `limit` (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _parse_structured(text: str) -> ExampleSet:
     """JSON or YAML: composed with YAML (a superset of JSON) to keep each item's line."""
     try:
-        loader = yaml.SafeLoader(text)  # checks the characters first: a ReaderError
+        loader = BoundedLoader(text)  # checks the characters first: a ReaderError
     except yaml.reader.ReaderError as err:
         line = text.count("\n", 0, err.position)
         return ExampleSet(None, problems=[ExampleProblem(line, f"invalid syntax: {err.reason}")])
@@ -153,7 +177,7 @@ def _parse_structured(text: str) -> ExampleSet:
             None,
             problems=[ExampleProblem(mark.line if mark else 0, f"invalid syntax: {err.problem}")],
         )
-    except (yaml.YAMLError, ValueError, TypeError) as err:
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as err:
         return ExampleSet(None, problems=[ExampleProblem(0, f"invalid syntax: {err}")])
     finally:
         loader.dispose()

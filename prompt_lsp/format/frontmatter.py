@@ -13,6 +13,7 @@ import yaml
 
 from prompt_lsp.format.keys import CONFIG_ALIASES
 from prompt_lsp.format.model import Entry, Position, Problem, Range, SchemaField
+from prompt_lsp.format.yaml_loader import BoundedLoader
 
 
 @dataclass
@@ -55,7 +56,7 @@ def parse_front_matter(text: str, first_line: int) -> FrontMatter:
 
 def _compose(text: str, first_line: int, problems: list[Problem]) -> tuple[yaml.Node | None, Any]:
     try:
-        loader = yaml.SafeLoader(text)  # checks the characters first: a ReaderError
+        loader = BoundedLoader(text)  # checks the characters first: a ReaderError
     except yaml.reader.ReaderError as err:
         line = text.count("\n", 0, err.position)
         col = err.position - (text.rfind("\n", 0, err.position) + 1)

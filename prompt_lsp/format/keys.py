@@ -103,8 +103,17 @@ CONFIG = _specs(
     KeySpec(
         "api_base",
         "string",
-        "Base URL of the provider (e.g. an Ollama, vLLM or litellm proxy server).",
+        "Base URL of the provider (e.g. an Ollama, vLLM or litellm proxy server). Your key "
+        "from the environment goes there only if you allowed the host "
+        "(PROMPT_LSP_ALLOWED_HOSTS or --allow-host).",
     ),
+    KeySpec(
+        "api_key",
+        "string",
+        "Do not write a key here: it is committed with the file. Keep it in the environment "
+        "(e.g. OPENAI_API_KEY).",
+    ),
+    KeySpec("extra_headers", "any", "HTTP headers sent with every call (no tokens here)."),
     KeySpec("reasoning_effort", "string", "For reasoning models: low, medium or high."),
     # Dotprompt aliases
     KeySpec("maxOutputTokens", "integer", "Dotprompt alias of `max_tokens`."),

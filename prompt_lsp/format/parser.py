@@ -38,7 +38,9 @@ def parse(
 
 def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | None) -> None:
     lines = doc.lines
-    if lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
+    if previous is not None and _same_front_matter(doc, previous):
+        _copy_front_matter(doc, previous)
+    elif lines[0].lstrip("\ufeff").rstrip() == FENCE:  # a byte order mark may precede it
         _read_front_matter(doc)
     too_large = (
         len(doc.text) > MAX_ANALYSED_CHARS or len(lines) - doc.body_start_line > MAX_ANALYSED_LINES
@@ -72,6 +74,36 @@ def _parse_into(doc: PromptDocument, bounded: bool, previous: PromptDocument | N
         OffsetMap(body, doc.body_start_line),
         lambda t: t in declared or lookup_token(t) is not None,
     )
+
+
+def _same_front_matter(doc: PromptDocument, previous: PromptDocument) -> bool:
+    """Whether the edit from `previous` left the (closed) front matter as it was: its reading
+    is then the same, and YAML, the costly part of a body edit's parse, can be skipped."""
+    end = previous.body_start_line
+    return (
+        previous.has_front_matter
+        and previous.front_matter_closed
+        and len(doc.lines) >= end
+        and doc.lines[:end] == previous.lines[:end]
+    )
+
+
+def _copy_front_matter(doc: PromptDocument, previous: PromptDocument) -> None:
+    for name in (
+        "has_front_matter",
+        "front_matter_range",
+        "front_matter_closed",
+        "body_start_line",
+        "metadata",
+        "entries",
+        "schema",
+        "has_schema",
+        "defaults",
+        "default_entries",
+        "settings",
+    ):
+        setattr(doc, name, getattr(previous, name))
+    doc.problems.extend(p for p in previous.problems if p.range.start.line < doc.body_start_line)
 
 
 # Characters that can start or end Jinja syntax or a special token.

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from prompt_lsp.format.body import split_messages
+from prompt_lsp.format.limits import MAX_TEXT, BoundedEnvironment, RenderLimitError, watchdog
 from prompt_lsp.format.model import PromptDocument
 from prompt_lsp.format.template import analyse_template_cached
 from prompt_lsp.format.text import split_lines
@@ -28,11 +28,16 @@ class RenderError(Exception):
     """The template could not be rendered with the given variables (message says why)."""
 
 
+class RenderLimitExceeded(RenderError):
+    """The template asked for more time or memory than a render may use (see format.limits)."""
+
+
 @functools.cache
-def _strict_environment() -> SandboxedEnvironment:
-    # optimized=False: the constant-folding optimizer rewrites the tree it compiles, and the
-    # tree here is shared with the analysis (see _compiled); rendering gives the same text
-    return SandboxedEnvironment(
+def _strict_environment() -> BoundedEnvironment:
+    # optimized=False: the constant-folding optimizer rewrites the tree it compiles (and would
+    # compute `9**(9**9)` unchecked), and the tree here is shared with the analysis (see
+    # _compiled); rendering gives the same text
+    return BoundedEnvironment(
         undefined=StrictUndefined, keep_trailing_newline=True, optimized=False
     )
 
@@ -69,22 +74,36 @@ def split_rendered(text: str) -> list[ChatMessage]:
 def _render(
     doc: PromptDocument, variables: dict[str, Any], max_chars: int | None
 ) -> tuple[str, bool]:
+    """Rendered within format.limits' bounds: a template over them raises RenderLimitExceeded."""
     values = {**doc.defaults, **variables}
     try:
         template = _compiled(doc.body, doc.body_start_line)
-        if max_chars is None:
-            return template.render(values), False
-        chunks: list[str] = []
-        size = 0
-        for chunk in template.generate(values):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > max_chars:
-                return "".join(chunks), True
-        return "".join(chunks), False
+        with watchdog():
+            return _generate(template, values, max_chars)
+    except RenderLimitError as err:
+        raise RenderLimitExceeded(f"Rendering stopped: {err}.") from err
     except TemplateError as err:
         raise RenderError(
             str(err.message if hasattr(err, "message") and err.message else err)
         ) from err
+    except (RecursionError, MemoryError) as err:
+        what = "it nests too deeply" if isinstance(err, RecursionError) else "out of memory"
+        raise RenderLimitExceeded(f"Rendering stopped: {what}.") from err
     except Exception as err:  # a filter raising on odd input, a sandbox violation
         raise RenderError(f"{type(err).__name__}: {err}") from err
+
+
+def _generate(
+    template: Template, values: dict[str, Any], max_chars: int | None
+) -> tuple[str, bool]:
+    """The text, cut after `max_chars` if given; past MAX_TEXT without a cut, a limit error."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(values):
+        chunks.append(chunk)
+        size += len(chunk)
+        if max_chars is not None and size > max_chars:
+            return "".join(chunks), True
+        if size > MAX_TEXT:
+            raise RenderLimitError(f"the text is over {MAX_TEXT:,} characters")
+    return "".join(chunks), False

@@ -2,14 +2,22 @@
 
 "Previous version" of a prompt = the latest finished (status ok) run of the same file whose
 text hash differs from the current one. Examples are matched by id; with `eval.repeat` > 1 an
-example's score is the mean over its repeats.
+example's score is the mean over its repeats, and its repeats' spread is its run-to-run noise.
+Every metric gets paired statistics (`evaluation.stats`): an interval and a p-value.
 """
 
 from __future__ import annotations
 
 import difflib
 
-from prompt_lsp.evaluation.results import Comparison, ExampleChange, ExampleResult, RunRecord
+from prompt_lsp.evaluation.results import (
+    Comparison,
+    ExampleChange,
+    ExampleResult,
+    ExampleScores,
+    RunRecord,
+)
+from prompt_lsp.evaluation.stats import PairedStats, exceeds_noise, paired_comparison
 from prompt_lsp.history.store import HistoryStore
 
 SCORE_EPSILON = 1e-9
@@ -26,42 +34,68 @@ def metric_deltas(
     return deltas
 
 
-def _mean_score_by_example(
-    results: list[ExampleResult], metric: str
-) -> dict[str, tuple[float, str | None]]:
-    """Mean score over repeats per example id, with the first repeat's output."""
-    sums: dict[str, list[float]] = {}
-    outputs: dict[str, str | None] = {}
-    for result in results:
-        outputs.setdefault(result.id, result.output)
-        score = result.scores.get(metric)
-        if score is not None:
-            sums.setdefault(result.id, []).append(score)
-    return {key: (sum(values) / len(values), outputs[key]) for key, values in sums.items()}
+def paired_stats(
+    current: ExampleScores, previous: ExampleScores, metrics: list[str]
+) -> dict[str, PairedStats]:
+    """Per metric, the paired statistics of the examples both sides scored."""
+    return {
+        metric: paired_comparison(previous.means.get(metric, {}), current.means.get(metric, {}))
+        for metric in metrics
+    }
 
 
 def example_changes(
-    current: list[ExampleResult], previous: list[ExampleResult], metric: str
+    current: ExampleScores, previous: ExampleScores, metric: str
 ) -> tuple[list[ExampleChange], list[ExampleChange]]:
-    """(improved, regressed) examples on `metric`, biggest moves first."""
-    after = _mean_score_by_example(current, metric)
-    before = _mean_score_by_example(previous, metric)
+    """(improved, regressed) examples on `metric`, biggest moves first. A change within the
+    run-to-run noise its repeats measured is kept but marked (`beyond_noise` False)."""
+    after, before = current.means.get(metric, {}), previous.means.get(metric, {})
+    errors_after, errors_before = current.errors.get(metric, {}), previous.errors.get(metric, {})
     improved: list[ExampleChange] = []
     regressed: list[ExampleChange] = []
-    for example_id, (score_after, output_after) in after.items():
+    for example_id, score_after in after.items():
         if example_id not in before:
             continue
-        score_before, output_before = before[example_id]
+        score_before = before[example_id]
+        if abs(score_after - score_before) <= SCORE_EPSILON:
+            continue
         change = ExampleChange(
-            example_id, metric, score_before, score_after, output_before, output_after
+            example_id,
+            metric,
+            score_before,
+            score_after,
+            previous.outputs.get(example_id),
+            current.outputs.get(example_id),
+            beyond_noise=exceeds_noise(
+                score_after - score_before,
+                errors_before.get(example_id),
+                errors_after.get(example_id),
+            ),
         )
-        if score_after > score_before + SCORE_EPSILON:
-            improved.append(change)
-        elif score_after < score_before - SCORE_EPSILON:
-            regressed.append(change)
+        (improved if change.delta > 0 else regressed).append(change)
     improved.sort(key=lambda c: -c.delta)
     regressed.sort(key=lambda c: c.delta)
     return improved, regressed
+
+
+def compare_scores(
+    current: ExampleScores,
+    previous: ExampleScores,
+    metrics: list[str],
+    current_aggregates: dict[str, float | None],
+    previous_aggregates: dict[str, float | None],
+) -> tuple[
+    dict[str, float | None], dict[str, PairedStats], list[ExampleChange], list[ExampleChange]
+]:
+    """(deltas, paired stats, improved, regressed); example changes on the first metric."""
+    headline = metrics[0] if metrics else None
+    improved, regressed = example_changes(current, previous, headline) if headline else ([], [])
+    return (
+        metric_deltas(current_aggregates, previous_aggregates),
+        paired_stats(current, previous, metrics),
+        improved,
+        regressed,
+    )
 
 
 def text_diff(before: str, after: str, before_name: str, after_name: str) -> str:
@@ -86,9 +120,13 @@ def compare_runs(
         current_results if current_results is not None else store.results_for_run(current.id)
     )
     results_before = store.results_for_run(previous.id)
-    headline = current.headline
-    improved, regressed = (
-        example_changes(results_now, results_before, headline) if headline else ([], [])
+    metrics = current.metric_names
+    deltas, stats, improved, regressed = compare_scores(
+        ExampleScores.from_results(results_now, metrics),
+        ExampleScores.from_results(results_before, metrics),
+        metrics,
+        current.aggregates,
+        previous.aggregates,
     )
     text_now = current_text
     if text_now is None:
@@ -99,7 +137,8 @@ def compare_runs(
         previous_version=previous.version,
         previous_finished_at=previous.finished_at,
         previous_aggregates=dict(previous.aggregates),
-        deltas=metric_deltas(current.aggregates, previous.aggregates),
+        deltas=deltas,
+        stats=stats,
         improved=improved,
         regressed=regressed,
         diff=text_diff(
@@ -108,7 +147,9 @@ def compare_runs(
             f"{previous.file}@{previous.version[:8]}",
             f"{current.file}@{current.version[:8]}",
         ),
-        metric=headline,
+        metric=current.headline,
+        previous_text=text_before,
+        current_text=text_now,
     )
 
 

@@ -8,7 +8,10 @@ A run and all of its results are written together, so a reader never sees half a
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -18,10 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.results import CandidateRecord, ExampleResult, RunRecord
 from prompt_lsp.history.paths import history_path_for
 
-SCHEMA_VERSION = 1
+# 2: live_runs, so a killed run shows as interrupted; 3: candidates of optimisations. Every
+# statement of the schema is IF NOT EXISTS, so opening an older database adds what it lacks.
+SCHEMA_VERSION = 3
+RUNNING = "running"  # a run recorded as it goes; "interrupted" once its process is gone
 BUSY_TIMEOUT_MS = 15_000
 
 _SCHEMA = """
@@ -72,7 +78,82 @@ CREATE TABLE IF NOT EXISTS results (
     cached INTEGER NOT NULL,
     PRIMARY KEY (run_id, example_index, repeat)
 );
+CREATE TABLE IF NOT EXISTS live_runs (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    optimization TEXT NOT NULL,
+    file TEXT NOT NULL,
+    base_version TEXT NOT NULL,
+    version TEXT NOT NULL,
+    text TEXT NOT NULL,
+    change TEXT NOT NULL,
+    generator TEXT NOT NULL,
+    model TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    validation REAL,
+    validation_n INTEGER NOT NULL,
+    test REAL,
+    test_n INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    PRIMARY KEY (optimization, version)
+);
+CREATE INDEX IF NOT EXISTS candidates_by_file ON candidates (file, created_at);
 """
+
+
+_CANDIDATE_COLUMNS = (
+    "optimization",
+    "file",
+    "base_version",
+    "version",
+    "text",
+    "change",
+    "generator",
+    "model",
+    "metric",
+    "validation",
+    "validation_n",
+    "test",
+    "test_n",
+    "created_at",
+    "status",
+)
+
+
+_RUN_COLUMNS = (
+    "id",
+    "file",
+    "version",
+    "model",
+    "started_at",
+    "finished_at",
+    "status",
+    "metrics",
+    "aggregates",
+    "stdev",
+    "cost",
+    "prompt_tokens",
+    "completion_tokens",
+    "n_ok",
+    "n_failed",
+    "total",
+    "duration_s",
+    "repeat",
+)  # the order of `_run_row`
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def new_run_id() -> str:
@@ -156,7 +237,85 @@ class HistoryStore(Database):
                 rows,
             )
 
+    def begin_run(self, run: RunRecord, text: str) -> None:
+        """Record a run as started (status "running", owned by this process), so that should
+        the process die, the run and what finished of it still show, as interrupted."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+                (run.file, run.version, text, run.started_at),
+            )
+            conn.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                _run_row(dataclasses.replace(run, status=RUNNING)),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO live_runs VALUES (?, ?, ?)",
+                (run.id, socket.gethostname(), os.getpid()),
+            )
+
+    def add_results(self, run_id: str, results: Iterable[ExampleResult]) -> None:
+        """Keep finished results of a running run (one short transaction)."""
+        rows = [_result_row(run_id, r) for r in results]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
+
+    def finish_run(self, run: RunRecord, results: Iterable[ExampleResult]) -> None:
+        """The final state of a run begun with `begin_run`: its status, aggregates and every
+        result, in one transaction."""
+        rows = [_result_row(run.id, r) for r in results]
+        with self._write() as conn:
+            values = _run_row(run)
+            assignments = ", ".join(f"{column} = ?" for column in _RUN_COLUMNS[1:])
+            conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values[1:], run.id))
+            conn.executemany(
+                "INSERT OR REPLACE INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
+            )
+            conn.execute("DELETE FROM live_runs WHERE run_id = ?", (run.id,))
+
+    def record_candidate(self, candidate: CandidateRecord) -> None:
+        """Insert or update one scored candidate of an optimisation (its test score and status
+        are filled in later)."""
+        row = tuple(getattr(candidate, name) for name in _CANDIDATE_COLUMNS)
+        marks = ",".join("?" * len(row))
+        with self._write() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO candidates VALUES ({marks})", row)
+
+    def remember_version(self, file: str, version: str, text: str) -> None:
+        """Keep a version's text (before `optimize --apply` replaces it) without a run."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+                (file, version, text, time.time()),
+            )
+
     # ------------------------------------------------------------------ reads
+
+    def run_state(self, run: RunRecord) -> str:
+        """What a run's status means now: a "running" run whose process is gone (killed, or
+        the machine restarted) is "interrupted"."""
+        if run.status != RUNNING:
+            return run.status
+        with self._read() as conn:
+            owner = conn.execute(
+                "SELECT host, pid FROM live_runs WHERE run_id = ?", (run.id,)
+            ).fetchone()
+        if owner is None or owner["host"] != socket.gethostname():
+            return "interrupted" if owner is None else RUNNING
+        return RUNNING if _process_alive(int(owner["pid"])) else "interrupted"
+
+    def candidates_for_file(self, file: str, limit: int = 100) -> list[CandidateRecord]:
+        """Newest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM candidates WHERE file = ? ORDER BY created_at DESC LIMIT ?",
+                (file, limit),
+            ).fetchall()
+        return [CandidateRecord(**{name: row[name] for name in _CANDIDATE_COLUMNS}) for row in rows]
 
     def latest_run_for_version(
         self, file: str, version: str, statuses: tuple[str, ...] = ("ok",)

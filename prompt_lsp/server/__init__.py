@@ -6,6 +6,7 @@ import gc
 import logging
 import sys
 
+from prompt_lsp.server.protocol import BoundedInput
 from prompt_lsp.server.server import PromptServer
 
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -21,6 +22,7 @@ def create_server() -> PromptServer:
         inlay,
         lifecycle,
         navigation,
+        optimize,
         structure,
     )
 
@@ -34,6 +36,7 @@ def create_server() -> PromptServer:
     actions.register(ls, scheduler)
     inlay.register(ls)
     evaluate.register(ls, scheduler)
+    optimize.register(ls)
     return ls
 
 
@@ -56,7 +59,7 @@ def run_server(
     if port is not None:
         ls.start_tcp(host or "127.0.0.1", port)
     else:
-        ls.start_io()
+        ls.start_io(stdin=BoundedInput(sys.stdin.buffer))
 
 
 def quiet_garbage_collection() -> None:

@@ -9,6 +9,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from prompt_lsp.checks.findings import Finding, Fix
+from prompt_lsp.evaluation import api
 from prompt_lsp.server.convert import to_diagnostic
 from prompt_lsp.server.diagnostics import DiagnosticsScheduler
 from prompt_lsp.server.server import PromptServer, contained
@@ -27,7 +28,13 @@ class CreateFileArgs:
 def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
-        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+        types.CodeActionOptions(
+            code_action_kinds=[
+                types.CodeActionKind.QuickFix,
+                types.CodeActionKind.Source,
+                types.CodeActionKind.RefactorRewrite,
+            ]
+        ),
     )
     @contained(default=None)
     async def code_action(
@@ -36,26 +43,28 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
         state = ls.state(params.text_document.uri)
         if state is None:
             return None
+        extra = [action for provider in ls.action_providers for action in provider(state, params)]
         findings = await scheduler.quick_findings(state)  # for the text the client has now
         actions = []
         for finding in _findings_for(state, findings, params):
             diagnostic = to_diagnostic(finding, state.positions, state.uri)
             actions += [_action(state, finding, fix, diagnostic) for fix in finding.fixes]
-        return actions or None
+        return actions + extra or None
 
     @ls.command(CREATE_FILE)
     @contained()
     def create_examples_file(ls: PromptServer, args: CreateFileArgs) -> None:
-        path = Path(args.path).expanduser()
-        if not path.is_absolute() and args.uri.startswith("file:"):
-            path = Path(to_fs_path(args.uri)).parent / path  # as `examples:` is read
-        if path.exists():
+        path = _examples_file_to_create(ls, args)
+        if path is None:
+            return
+        if path.exists() or path.is_symlink():
             ls.show_to_client(
                 f"{path.name} already exists: nothing was overwritten.", types.MessageType.Warning
             )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(args.content, encoding="utf-8")
+            with open(path, "x", encoding="utf-8") as handle:  # never through a new symlink
+                handle.write(args.content)
         scheduler.recheck_readers_of(path)
         window = ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
@@ -64,6 +73,21 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> None:
                     types.ShowDocumentParams(uri=path.as_uri(), take_focus=True)
                 )
             )
+
+
+def _examples_file_to_create(ls: PromptServer, args: CreateFileArgs) -> Path | None:
+    """The file to create, or None after telling the user why not (see
+    `api.creatable_examples_file`)."""
+    state = ls.state(args.uri)
+    prompt = Path(to_fs_path(args.uri)) if args.uri.startswith("file:") else None
+    if state is None or prompt is None:
+        ls.show_to_client("prompt-lsp: open and save the prompt first.", types.MessageType.Warning)
+        return None
+    try:
+        return api.creatable_examples_file(state.doc, prompt, args.path, ls.workspace_root(prompt))
+    except api.UnsafePathError as err:
+        ls.show_to_client(f"prompt-lsp: {err}.", types.MessageType.Warning)
+        return None
 
 
 def _findings_for(

@@ -4,7 +4,6 @@ when an examples file the prompt reads changes."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import traceback
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from lsprotocol import types
 
 from prompt_lsp.checks import SLOW_CODES, Finding, Severity, check_document, check_slow
 from prompt_lsp.evaluation.api import load_examples
-from prompt_lsp.format import parse
 from prompt_lsp.format.examples import examples_path
 from prompt_lsp.format.model import Range
 from prompt_lsp.server.documents import EXAMPLE_SUFFIXES, fs_path, is_prompt_uri
@@ -61,7 +59,7 @@ class DiagnosticsScheduler:
         document = self.documents.text_document(uri)
         if document is None:
             return
-        state = await self._parsed(uri, document.version, document.source)
+        state = await self.documents.parse_in_thread(uri, document.version, document.source)
         model = self.ls.settings.default_model
         record = self.documents.record(uri)
         findings = await self._findings(uri, _all_checks, state, model, slow=not typing)
@@ -115,18 +113,6 @@ class DiagnosticsScheduler:
                     f"prompt-lsp could not check this file ({type(err).__name__}): see its log.",
                 )
             ]
-
-    async def _parsed(self, uri: str, version: int | None, text: str) -> DocumentState:
-        """The state of this version of the document, parsed in a worker thread if it is not
-        yet: analysing a long template takes tens of milliseconds, and requests that arrive
-        meanwhile (completion as the user resumes typing) are answered in the meantime."""
-        if (state := self.documents.parsed(uri, version, text)) is not None:
-            return state
-        previous = self.documents.previous_doc(uri)
-        doc = await asyncio.to_thread(functools.partial(parse, text, previous=previous))
-        if (state := self.documents.parsed(uri, version, text)) is not None:
-            return state  # a request parsed it meanwhile: one state per version
-        return self.documents.remember(uri, version, doc)
 
     def recheck_readers_of(self, changed: Path | None) -> None:
         """Re-check every open prompt whose examples file is `changed`."""

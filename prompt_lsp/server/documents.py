@@ -11,16 +11,15 @@ kept for everything sent back to it.
 from __future__ import annotations
 
 import asyncio
-import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.protocol import LanguageServerProtocol, lsp_method
-from pygls.uris import from_fs_path, to_fs_path
-from pygls.workspace import TextDocument, Workspace
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument
 
 from prompt_lsp.checks.findings import Finding
 from prompt_lsp.format import PromptDocument, parse
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
     from prompt_lsp.server.server import PromptServer
 
 PROMPT_SUFFIXES = (".prompt", ".prompty")
+PARSE_WAIT_S = 5.0  # a request waits at most this long for a parse already running
 EXAMPLE_SUFFIXES = tuple(EXAMPLE_FORMATS)
 
 
@@ -53,81 +53,6 @@ def fs_path(uri: str) -> Path | None:
         return None
     path = to_fs_path(uri)
     return Path(path) if path else None
-
-
-# ---------------------------------------------------------------- pygls' text documents
-
-_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-
-
-class LspTextDocument(TextDocument):
-    """pygls splits lines with `str.splitlines`, which also breaks at U+2028, U+0085 and form
-    feeds; LSP lines end only at \\r\\n, \\r or \\n, so incremental edits after such a character
-    would land on the wrong line. Lines are also cached per text (pygls re-splits each time)."""
-
-    _lines_of: tuple[str, tuple[str, ...]] | None = None
-
-    @property
-    def lines(self) -> tuple[str, ...]:
-        source = self.source
-        if self._lines_of is None or self._lines_of[0] is not source:
-            self._lines_of = (source, tuple(_LSP_LINE.findall(source)))
-        return self._lines_of[1]
-
-
-class LspWorkspace(Workspace):
-    """A pygls workspace whose documents split lines as LSP does."""
-
-    def _create_text_document(
-        self,
-        doc_uri: str,
-        source: str | None = None,
-        version: int | None = None,
-        language_id: str | None = None,
-    ) -> TextDocument:
-        return LspTextDocument(
-            doc_uri,
-            source=source,
-            version=version,
-            language_id=language_id,
-            sync_kind=self._sync_kind,
-            position_codec=self.position_codec,
-        )
-
-
-class PromptProtocol(LanguageServerProtocol):
-    """pygls' protocol, with the workspace made an LspWorkspace as soon as `initialize`
-    creates it (before any document can be opened)."""
-
-    @lsp_method(types.INITIALIZE)
-    def lsp_initialize(self, params: types.InitializeParams):
-        steps = super().lsp_initialize(params)
-        step = None
-        try:
-            step = next(steps)  # pygls has created its workspace by now
-        except StopIteration as done:
-            return done.value
-        finally:
-            self._workspace = _lsp_workspace(params, self.workspace.position_encoding)
-        while True:
-            reply = yield step
-            try:
-                step = steps.send(reply)
-            except StopIteration as done:
-                return done.value
-
-
-def _lsp_workspace(params: types.InitializeParams, encoding: str | None) -> LspWorkspace:
-    """The workspace pygls builds for `params`, as an LspWorkspace."""
-    root_uri = params.root_uri
-    if root_uri is None and params.root_path is not None:
-        root_uri = from_fs_path(params.root_path)
-    return LspWorkspace(
-        root_uri,
-        types.TextDocumentSyncKind.Incremental,  # what PromptServer registers
-        params.workspace_folders or [],
-        encoding,
-    )
 
 
 # ---------------------------------------------------------------- per-document records
@@ -170,12 +95,23 @@ class DocumentRecord:
     published_version: int | None = None  # the document version last published
 
 
+@dataclass
+class _Parse:
+    """A parse running in a worker thread, which a request for the same version waits for
+    rather than parsing the text a second time."""
+
+    text: str
+    done: threading.Event = field(default_factory=threading.Event)
+    doc: PromptDocument | None = None
+
+
 class Documents:
     """Per-document state of one server. Documents are keyed by `document_key`."""
 
     def __init__(self, ls: PromptServer) -> None:
         self.ls = ls
         self._records: dict[str, DocumentRecord] = {}
+        self._parsing: dict[tuple[str, int | None], _Parse] = {}
 
     # ------------------------------------------------------------ lookup
 
@@ -212,7 +148,40 @@ class Documents:
         known = self.parsed(uri, document.version, text)
         if known is not None:
             return known
-        return self.remember(uri, document.version, parse(text, previous=self.previous_doc(uri)))
+        running = self._parsing.get((document_key(uri), document.version))
+        if running is not None and running.text == text and running.done.wait(PARSE_WAIT_S):
+            doc = running.doc
+        else:
+            doc = None
+        if doc is None:
+            doc = parse(text, previous=self.previous_doc(uri))
+        return self.remember(uri, document.version, doc)
+
+    async def parse_in_thread(self, uri: str, version: int | None, text: str) -> DocumentState:
+        """The state of this version, parsed in a worker thread (analysing a long template
+        takes tens of milliseconds, and requests are answered meanwhile); a request for the
+        same version that arrives meanwhile waits for this parse instead of repeating it."""
+        if (state := self.parsed(uri, version, text)) is not None:
+            return state
+        key = (document_key(uri), version)
+        running = self._parsing[key] = _Parse(text)
+        previous = self.previous_doc(uri)
+
+        def work() -> PromptDocument:
+            try:
+                running.doc = parse(text, previous=previous)
+                return running.doc
+            finally:
+                running.done.set()
+
+        try:
+            doc = await asyncio.to_thread(work)
+        finally:
+            if self._parsing.get(key) is running:
+                del self._parsing[key]
+        if (state := self.parsed(uri, version, text)) is not None:
+            return state  # a request parsed it meanwhile: one state per version
+        return self.remember(uri, version, doc)
 
     def parsed(self, uri: str, version: int | None, text: str) -> DocumentState | None:
         """The state already parsed for exactly this version and text, if any."""

@@ -245,7 +245,8 @@ class Evaluations:
     # ---------------------------------------------------------------- results in the editor
 
     def _publish_example_diagnostics(self, state: DocumentState, report: RunReport) -> None:
-        """Information diagnostics on failed and regressed examples; the next run replaces them."""
+        """Information diagnostics on failed and regressed examples (regressions within the
+        run-to-run noise that repeats measured are left out); the next run replaces them."""
         examples = load_examples(state.doc, state.path)
         by_id = {e.id: e for e in examples.examples} if examples else {}
         notes: list[tuple[Example | None, str]] = []
@@ -255,6 +256,8 @@ class Evaluations:
         comparison = report.comparison
         if comparison is not None:
             for change in comparison.regressed:
+                if not change.beyond_noise:
+                    continue
                 notes.append(
                     (
                         by_id.get(change.example_id),
@@ -382,7 +385,13 @@ class Evaluations:
         if state.path is None:
             self.ls.show_to_client(text)
             return
-        target = api.write_output(state.path, self.root(state), name, text)
+        try:
+            target = await asyncio.to_thread(
+                api.write_output, state.path, self.root(state), name, text
+            )
+        except (api.UnsafePathError, OSError) as err:
+            self.ls.show_to_client(f"prompt-lsp: {err}", types.MessageType.Warning)
+            return
         window = self.ls.client_capabilities.window
         if window and window.show_document and window.show_document.support:
             await self.ls.window_show_document_async(
@@ -437,7 +446,14 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
         state = ls.state(uri)
         if state is None:
             return None
-        return await asyncio.to_thread(evaluations.prompt_lenses, state)
+
+        def all_lenses() -> list[types.CodeLens]:
+            found = evaluations.prompt_lenses(state)
+            for provider in ls.lens_providers:
+                found += provider(state)
+            return found
+
+        return await asyncio.to_thread(all_lenses)
 
     def state_for(uri: str) -> DocumentState:
         state = ls.state(uri)
@@ -474,7 +490,8 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @contained()
     async def show_rendered(ls: PromptServer, args: ExampleArgs) -> None:
         state = state_for(args.uri)
-        name, text = rendered_document(state, args.example)
+        # off the event loop: it reads the examples and renders an untrusted template
+        name, text = await asyncio.to_thread(rendered_document, state, args.example)
         await evaluations.show(state, name, text)
 
     @ls.command(COMPARE)

@@ -6,17 +6,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prompt_lsp.evaluation.api import (
-    format_delta,
+    distinct_baseline,
+    format_change,
+    format_interval,
+    format_noise,
+    format_p_value,
     format_score,
     format_when,
     load_examples,
     shorten,
+    stats_sentence,
 )
 from prompt_lsp.format.render import RenderError, render_messages
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
-    from prompt_lsp.evaluation.api import ExampleResult, RunReport
+    from prompt_lsp.evaluation.api import Comparison, ExampleResult, RunReport
 
 MOST_REGRESSED = 3
 OUTPUT_CHARS = 120
@@ -30,18 +35,32 @@ def _money(cost: float) -> str:
     return "$0" if not cost else f"${cost:.4f}"
 
 
+def _change(comparison: Comparison, key: str) -> str:
+    return format_change(comparison.deltas.get(key), comparison.stats.get(key))
+
+
 def score_title(report: RunReport, edited: bool) -> str:
-    """`rougeL 0.412 ▲0.051 · rouge1 0.480 ▼0.012 · 12/12 ok · 4.1 s · $0.0003`."""
+    """`rougeL 0.412 ▲0.051 · rouge1 0.480 ≈−0.012 · baseline ▼0.040 · 12/12 ok · 4.1 s · $0`:
+    ▲/▼ when the paired interval excludes zero, ≈ when the change is within noise."""
     comparison = report.comparison
     parts = []
     for spec in report.metrics:
         text = f"{spec.key} {format_score(report.aggregates.get(spec.key))}"
         if comparison is not None:
-            change = format_delta(comparison.deltas.get(spec.key))
+            change = _change(comparison, spec.key)
             text += f" {change}" if change else ""
         parts.append(text)
-    if comparison is None and parts:
+    if comparison is None and parts and report.baseline is None:
         parts[0] += " (first run)"
+    headline = report.headline
+    if (
+        distinct_baseline(report.comparison, report.baseline)
+        and headline is not None
+        and report.baseline is not None
+    ):
+        change = _change(report.baseline, headline.key)
+        if change:
+            parts.append(f"baseline {change}")
     finished = report.n_ok + report.n_failed
     if report.status == "cancelled":
         parts.append(f"cancelled at {finished}/{report.total}")
@@ -64,7 +83,8 @@ def example_lens_title(report: RunReport, result: ExampleResult) -> str:
     if comparison is not None:
         for change in [*comparison.improved, *comparison.regressed]:
             if change.example_id == result.id:
-                return f"{text} {format_delta(change.delta)}"
+                shown = format_change(change.delta, None)
+                return f"{text} {shown if change.beyond_noise else format_noise(change.delta)}"
         return f"{text} ="
     return text
 
@@ -76,6 +96,43 @@ def changed_lines(diff: str) -> list[str]:
         for line in diff.splitlines()
         if line[:1] in "+-" and not line.startswith(("+++", "---"))
     ]
+
+
+def _stats_table(report: RunReport, comparison: Comparison, before_label: str) -> list[str]:
+    level = next((f"{st.confidence:.0%}" for st in comparison.stats.values()), "95%")
+    lines = [
+        f"| metric | {before_label} | current | Δ | {level} interval | p | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for spec in report.metrics:
+        stat = comparison.stats.get(spec.key)
+        lines.append(
+            f"| {spec.key} | {format_score(comparison.previous_aggregates.get(spec.key))} | "
+            f"{format_score(report.aggregates.get(spec.key))} | {_change(comparison, spec.key) or '—'} | "
+            f"{format_interval(stat) if stat else '—'} | "
+            f"{format_p_value(stat.p_value) if stat else '—'} | {stat.n if stat else '—'} |"
+        )
+    return lines
+
+
+def _headline_sentence(report: RunReport, comparison: Comparison) -> list[str]:
+    headline = report.headline
+    stat = comparison.stats.get(headline.key) if headline else None
+    return ["", f"{headline.key}: {stats_sentence(stat)}."] if headline and stat else []
+
+
+def _baseline_markdown(report: RunReport) -> list[str]:
+    baseline = report.baseline
+    if baseline is None:
+        return []
+    lines = [
+        "",
+        f"**vs baseline** ({baseline.previous_version[:8]}, {baseline.previous_model})",
+        "",
+    ]
+    lines += _stats_table(report, baseline, "baseline")
+    lines += _headline_sentence(report, baseline)
+    return lines
 
 
 def comparison_markdown(report: RunReport, edited: bool) -> str:
@@ -92,27 +149,26 @@ def comparison_markdown(report: RunReport, edited: bool) -> str:
         )
         return (
             f"**First evaluated version** ({report.model}, {format_when(report.started_at)})\n\n"
-            f"| metric | score |\n|---|---|\n{rows}\n\nEdit the prompt and evaluate again to compare.{note}"
+            f"| metric | score |\n|---|---|\n{rows}\n\nEdit the prompt and evaluate again to compare."
+            + "\n".join(_baseline_markdown(report))
+            + note
         )
     lines = [
         f"**This version vs the previous one** ({comparison.previous_version[:8]}, "
         f"{format_when(comparison.previous_finished_at)})",
         "",
-        "| metric | previous | current | Δ |",
-        "|---|---|---|---|",
-    ]
-    for spec in report.metrics:
-        lines.append(
-            f"| {spec.key} | {format_score(comparison.previous_aggregates.get(spec.key))} | "
-            f"{format_score(report.aggregates.get(spec.key))} | {format_delta(comparison.deltas.get(spec.key)) or '—'} |"
-        )
-    lines += [
+        *_stats_table(report, comparison, "previous"),
+        *_headline_sentence(report, comparison),
+        *_baseline_markdown(report),
         "",
-        f"{len(comparison.improved)} examples improved, {len(comparison.regressed)} regressed.",
+        f"{len(comparison.improved)} examples improved, {len(comparison.regressed)} regressed"
+        + _noise_note(comparison)
+        + ".",
     ]
-    if comparison.regressed:
+    regressed = [c for c in comparison.regressed if c.beyond_noise]
+    if regressed:
         lines += ["", "**Most regressed**"]
-        for change in comparison.regressed[:MOST_REGRESSED]:
+        for change in regressed[:MOST_REGRESSED]:
             lines.append(
                 f"- `{change.example_id}` {change.metric} {change.before:.3f} → {change.after:.3f}  \n"
                 f"  before: {_brief(change.before_output)}  \n  now: {_brief(change.after_output)}"
@@ -121,6 +177,11 @@ def comparison_markdown(report: RunReport, edited: bool) -> str:
     if diff:
         lines += ["", "**Changes to the prompt**", "```diff", *diff[:40], "```"]
     return "\n".join(lines) + note
+
+
+def _noise_note(comparison: Comparison) -> str:
+    within = sum(1 for c in [*comparison.improved, *comparison.regressed] if not c.beyond_noise)
+    return f" ({within} of them within run-to-run noise)" if within else ""
 
 
 def rendered_document(state: DocumentState, example_id: str | None) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from prompt_lsp.format.examples import FORMATS, RESERVED_COLUMNS, examples_path
 from prompt_lsp.format.model import Position, PromptDocument, Range
 from prompt_lsp.format.template import KEYWORDS
 from prompt_lsp.format.text import OffsetMap, split_lines
+from prompt_lsp.format.yaml_loader import BoundedLoader
 from prompt_lsp.server.convert import Positions
 from prompt_lsp.server.documents import fs_path
 from prompt_lsp.server.server import PromptServer, contained
@@ -268,7 +269,7 @@ def _json_edits(lines: list[str], old: str, new: str) -> list[tuple[Range, str]]
 
 
 def _yaml_edits(lines: list[str], old: str, new: str) -> list[tuple[Range, str]]:
-    loader = yaml.SafeLoader("\n".join(lines))
+    loader = BoundedLoader("\n".join(lines))
     try:
         root = loader.get_single_node()
     except yaml.YAMLError:

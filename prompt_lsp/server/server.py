@@ -19,7 +19,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from prompt_lsp import __version__
-from prompt_lsp.server.documents import Documents, PromptProtocol
+from prompt_lsp.server.documents import Documents
+from prompt_lsp.server.protocol import AnsweringProtocol
 from prompt_lsp.server.state import DocumentState, Settings
 
 log = logging.getLogger("prompt_lsp")
@@ -30,7 +31,7 @@ IDLE_COLLECTION_EVERY_S = 5.0
 
 class PromptServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("prompt-lsp", __version__, protocol_cls=PromptProtocol)
+        super().__init__("prompt-lsp", __version__, protocol_cls=AnsweringProtocol)
         self.settings = Settings()
         self.documents = Documents(self)
         self.initialization_options: Any = None
@@ -39,6 +40,10 @@ class PromptServer(LanguageServer):
         # Extra hover answers tried before the built-in ones (the evaluation comparison); each
         # is called as provider(ls, state, position) in a worker thread and returns markdown.
         self.hover_providers: list[Callable[..., str | None]] = []
+        # Feature modules that add code lenses / code actions to a prompt document: called as
+        # provider(state) and provider(state, params) in a worker thread.
+        self.lens_providers: list[Callable[..., list[types.CodeLens]]] = []
+        self.action_providers: list[Callable[..., list[types.CodeAction]]] = []
 
     # ------------------------------------------------------------ documents
 
