@@ -400,3 +400,31 @@ def test_replacing_a_gguf_file_changes_its_cache_keys(write_prompt: Callable[...
     weights.write_bytes(b"GGUF two, longer")
     os.utime(weights, ns=(1, 1))
     assert plan_run(path, path.read_text(), EvalOptions()).items[0].key != before
+
+
+async def test_a_history_shipped_in_the_repository_is_not_trusted(
+    scripted: ScriptedProvider,
+    write_prompt: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: Any,
+) -> None:
+    from prompt_lsp.evaluation.session import load_last_report
+
+    path = write_prompt(secret_prompt("flow", "x").replace("config: {api_key: x, ", "config: {"))
+    other_machine = tmp_path_factory.mktemp("other-machine-cache")
+    with monkeypatch.context() as elsewhere:  # the attacker's machine wrote this history
+        elsewhere.setenv("XDG_CACHE_HOME", str(other_machine))
+        shipped = await run(path)
+        assert load_last_report(path, path.read_text()) is not None  # theirs, to them
+    assert shipped.recorded
+    # here, its runs are not shown as this prompt's scores
+    assert load_last_report(path, path.read_text()) is None
+    # a run here starts a fresh history; the shipped one is set aside, not read
+    report = await run(path)
+    with sqlite3.connect(path.parent / ".prompt-lsp" / "history.sqlite3") as history:
+        runs = [row[0] for row in history.execute("SELECT id FROM runs")]
+    assert runs == [report.run_id]  # none of the shipped runs
+    mine = load_last_report(path, path.read_text())
+    assert mine is not None and mine.run_id == report.run_id
+    state = path.parent / ".prompt-lsp"
+    assert [p.name for p in state.glob("history.untrusted-*.sqlite3")] != []

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -84,7 +85,7 @@ from prompt_lsp.history.paths import (
     response_cache_path,
     state_root_for,
 )
-from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id
+from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id, set_aside_untrusted
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
@@ -479,6 +480,9 @@ async def evaluate_prompt(
             raise UnsafePathError(f"{state_dir / HISTORY_FILE} is a symlink: not written through")
     except UnsafePathError as err:
         raise EvalSetupError(str(err)) from None
+    aside = await asyncio.to_thread(set_aside_untrusted, state_dir / HISTORY_FILE)
+    if aside is not None:
+        logger.warning("a history from elsewhere (%s) was set aside as %s", state_dir, aside.name)
     cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
     transport = RunTransport(max(plan.concurrency, 1))
@@ -704,7 +708,15 @@ def history_for(path: Path, workspace_root: Path | None = None) -> tuple[History
     database = root / STATE_DIR_NAME / HISTORY_FILE
     if not database.is_file():
         return None
-    return HistoryStore(database), file_key(path, root)
+    store = HistoryStore(database)
+    try:
+        if not store.trusted():  # it came with the repository: its scores prove nothing
+            store.close()
+            return None
+    except sqlite3.DatabaseError:
+        store.close()
+        return None
+    return store, file_key(path, root)
 
 
 def last_run_for_text(

@@ -12,9 +12,11 @@ default `~/.cache/prompt-lsp/`), one per workspace root.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
+import secrets
 from pathlib import Path
 
 from prompt_lsp.format.text import text_version as text_version  # a version's identity
@@ -144,6 +146,32 @@ def user_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME", "").strip()
     folder = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
     return folder / "prompt-lsp"
+
+
+def machine_id() -> str:
+    """A random id of this user on this machine, kept in the user's cache folder: a history
+    carries the id of whoever started it, so one shipped in a repository is recognised."""
+    return _machine_id(user_cache_dir())
+
+
+@functools.cache
+def _machine_id(folder: Path) -> str:
+    path = folder / "machine-id"
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        found = path.read_text(encoding="utf-8").strip()
+        if re.fullmatch(r"[0-9a-f]{32}", found):
+            return found
+    created = secrets.token_hex(16)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(created + "\n")
+    with contextlib.suppress(OSError, UnicodeDecodeError):  # another process may have won
+        found = path.read_text(encoding="utf-8").strip()
+        if re.fullmatch(r"[0-9a-f]{32}", found):
+            return found
+    return created
 
 
 def response_cache_path(root: Path) -> Path:

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation.results import CandidateRecord, ExampleResult, RunRecord
-from prompt_lsp.history.paths import history_path_for
+from prompt_lsp.history.paths import history_path_for, machine_id
 
-# 2: live_runs, so a killed run shows as interrupted; 3: candidates of optimisations. Every
-# statement of the schema is IF NOT EXISTS, so opening an older database adds what it lacks.
-SCHEMA_VERSION = 3
+# 2: live_runs, so a killed run shows as interrupted; 3: candidates of optimisations; 4: owner,
+# so a history shipped in a repository is recognised. Every statement of the schema is IF NOT
+# EXISTS, so opening an older database adds what it lacks.
+SCHEMA_VERSION = 4
 RUNNING = "running"  # a run recorded as it goes; "interrupted" once its process is gone
 BUSY_TIMEOUT_MS = 15_000
 
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS results (
     cached INTEGER NOT NULL,
     PRIMARY KEY (run_id, example_index, repeat)
 );
+CREATE TABLE IF NOT EXISTS owner (machine TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS live_runs (
     run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
     host TEXT NOT NULL,
@@ -218,12 +220,32 @@ class HistoryStore(Database):
                 raise
             conn.execute("COMMIT")
 
+    # ------------------------------------------------------------------ ownership
+
+    def owner(self) -> str | None:
+        """The machine id (see `paths.machine_id`) of whoever started this history; None for
+        one from before owners were kept (it is claimed by the next run)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT machine FROM owner LIMIT 1").fetchone()
+        return str(row["machine"]) if row else None
+
+    def trusted(self) -> bool:
+        """Whether this history is this user's on this machine, not one that came with a
+        cloned repository (whose runs, outputs and scores anyone could have written)."""
+        return self.owner() in (None, machine_id())
+
+    def _claim(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO owner SELECT ? WHERE NOT EXISTS (SELECT 1 FROM owner)", (machine_id(),)
+        )
+
     # ------------------------------------------------------------------ writes
 
     def record_run(self, run: RunRecord, results: Iterable[ExampleResult], text: str) -> None:
         """Record a run, its results and the version's text, all in one transaction."""
         rows = [_result_row(run.id, r) for r in results]
         with self._write() as conn:
+            self._claim(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
                 (run.file, run.version, text, run.started_at),
@@ -241,6 +263,7 @@ class HistoryStore(Database):
         """Record a run as started (status "running", owned by this process), so that should
         the process die, the run and what finished of it still show, as interrupted."""
         with self._write() as conn:
+            self._claim(conn)
             conn.execute(
                 "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
                 (run.file, run.version, text, run.started_at),
@@ -519,3 +542,25 @@ def database_stamp(prompt_path: Path, workspace_root: Path | None = None) -> tup
             continue
         stamps += [stat.st_mtime_ns, stat.st_size]
     return tuple(stamps) if stamps[0] else None
+
+
+def set_aside_untrusted(database: Path) -> Path | None:
+    """Move a history that is not this user's (see `HistoryStore.trusted`) out of the way, so
+    the next run starts a fresh one; returns where it went, or None when it was trusted."""
+    if not database.is_file():
+        return None
+    store = HistoryStore(database)
+    try:
+        trusted = store.trusted()
+    except sqlite3.DatabaseError:
+        trusted = False  # not even a database: not ours either
+    finally:
+        store.close()
+    if trusted:
+        return None
+    aside = database.with_name(f"{database.stem}.untrusted-{int(time.time())}{database.suffix}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{database}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{aside}{suffix}"))
+    return aside
