@@ -183,6 +183,7 @@ def test_ci_scenario_on_a_fresh_clone(
     assert code == 0  # 30% still passes the 0.2 threshold: --against alone gates nothing
     assert report["previous_version"] == hashlib.sha256(prompt_text(90).encode()).hexdigest()
     assert report["deltas"]["exact_match"] == pytest.approx(drop)
+    assert report["compared_with"].startswith("HEAD~1 (")
     stats = report["stats"]["exact_match"]
     assert stats["significant"] and stats["ci_high"] < 0 and stats["n"] == 24
     # the clone never evaluated that text, but the committed baseline scored exactly it

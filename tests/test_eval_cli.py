@@ -92,6 +92,9 @@ def test_second_run_is_cached_and_shows_the_delta_after_an_edit(
     assert report["deltas"]["exact_match"] == pytest.approx(-2 / 3)
     assert {change["id"] for change in report["regressed"]} == {"one", "two"}
     assert "FAIL" in captured.err and "FAIL" not in captured.out
+    # the headline fell on three examples: too few to tell that from noise
+    assert "rougeL vs previous version: within noise: Δ −" in captured.err
+    assert "n = 3" in captured.err and "examples to show (80% power)" in captured.err
 
 
 def test_threshold_failure_and_all_failed_exit_1(

@@ -220,6 +220,11 @@ def document_text(ls, uri: str):
     return ls.workspace.get_text_document(uri).source
 
 
+@ls.command("test.trackedFutures")
+def tracked_futures(ls, *args):
+    return len(ls.protocol._request_futures)
+
+
 ls.start_io(stdin=BoundedInput(sys.stdin.buffer))
 """
 
@@ -356,6 +361,9 @@ def test_fuzzed_edits_are_applied_as_the_spec_says_and_every_request_is_answered
         for msg_id in pending:
             raw.wait(msg_id, timeout=20.0)
         assert edits > 500
+        # pygls kept a future per notification for the life of the server
+        tracked = raw.request("workspace/executeCommand", {"command": "test.trackedFutures"})
+        assert tracked["result"] < 10
         assert time.monotonic() - started < 60
     finally:
         raw.close()

@@ -39,6 +39,7 @@ from prompt_lsp.evaluation.formatting import (
     format_p_value,
     format_score,
     shorten,
+    stats_sentence,
 )
 
 if TYPE_CHECKING:
@@ -282,8 +283,6 @@ def _evaluate_file(
 
 
 def _print_baseline_check(path: Path, report: RunReport, problems: list[str]) -> None:
-    from prompt_lsp.evaluation.formatting import stats_sentence
-
     if problems:
         print(f"prompt-lsp: {path}: baseline check FAILED", file=sys.stderr)
         for problem in problems:
@@ -446,7 +445,17 @@ def _summary_lines(report: RunReport) -> list[Text]:
         change.append(", ")
         change.append(f"{len(comparison.regressed)} regressed", style="red")
         lines.append(change)
-    elif not report.recorded:
+    headline = report.headline
+    baseline = report.baseline if distinct_baseline(comparison, report.baseline) else None
+    for compared in (comparison, baseline):
+        stat = compared.stats.get(headline.key) if compared and headline else None
+        if stat is not None and headline is not None:
+            lines.append(
+                Text(f"{headline.key} vs {compared.against}: {stats_sentence(stat)}", style="dim")
+            )
+    if comparison is not None:
+        return lines
+    if not report.recorded:
         lines.append(Text("some examples only: not recorded in the history", style="dim"))
     elif report.status == "ok":
         lines.append(Text("first evaluated version of this file", style="dim"))

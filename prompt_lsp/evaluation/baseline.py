@@ -18,7 +18,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,6 @@ class Baseline:
     aggregates: dict[str, float | None]
     scores: ExampleScores
     outputs_saved: bool = False
-    path: Path | None = field(default=None, compare=False)
-
-    @property
-    def metric_names(self) -> list[str]:
-        return [str(m.get("key", m["name"])) for m in self.metrics]
-
-    def threshold(self, key: str) -> float | None:
-        for metric in self.metrics:
-            if str(metric.get("key", metric["name"])) == key:
-                value = metric.get("threshold")
-                return float(value) if isinstance(value, int | float) else None
-        return None
 
 
 def _rounded(value: float | None) -> float | None:
@@ -217,9 +205,7 @@ def load_baseline(prompt: Path, workspace_root: Path | None = None) -> Baseline 
         text = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise BaselineError(f"{target.name}: cannot read ({err})") from None
-    baseline = parse_baseline(text, target.name)
-    baseline.path = target
-    return baseline
+    return parse_baseline(text, target.name)
 
 
 def compare_with_baseline(report: RunReport, baseline: Baseline, against: str) -> Comparison:

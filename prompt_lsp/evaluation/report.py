@@ -92,6 +92,7 @@ class RunReport:
             "failed_thresholds": self.failed_thresholds,
             "warnings": self.warnings,
             "previous_version": comparison.previous_version if comparison else None,
+            "compared_with": comparison.against if comparison else None,
             "deltas": comparison.deltas if comparison else {},
             "stats": _stats_json(comparison),
             "baseline": _comparison_json(self.baseline) if self.baseline else None,

@@ -149,6 +149,17 @@ class AnsweringProtocol(LanguageServerProtocol):
         if method is not None and not self._admit(method, msg_id, is_request):
             return
         super().handle_message(message)
+        if method is not None and not is_request:
+            self._forget_finished_notifications()
+
+    def _forget_finished_notifications(self) -> None:
+        """pygls files the future of a notification's async or threaded handler under a fresh
+        id in its in-flight table and never takes it out (only replies do): one future per
+        keystroke, kept for the life of the server. A done future there is one of those
+        (requests leave the table when answered), so it is dropped."""
+        futures = self._request_futures
+        for key in [key for key, future in futures.items() if future.done()]:
+            del futures[key]
 
     def _admit(self, method: str, msg_id: Any, is_request: bool) -> bool:
         """Whether the lifecycle allows `message` now; answers a request that it does not."""
