@@ -20,6 +20,7 @@ debounce; startup < 500 ms.
 `--format dotprompt` times the same document written as a Dotprompt (Handlebars) file.
 
 Run: python bench/lsp_latency.py [--samples N] [--diagnostics N] [--startups N] [--format F]
+     python bench/lsp_latency.py --local-eval-only --startups 0   (typing during a local run)
 """
 
 from __future__ import annotations
@@ -337,13 +338,34 @@ def build_eval_prompt() -> str:
     )
 
 
-async def measure_completion_during_evaluation(doc: Document, samples: int) -> list[float] | None:
-    """Completion latency on the big prompt while a 50-example evaluation of another prompt runs
-    in the same server (started with the Evaluate command, the first run of the session, so it
-    includes loading litellm)."""
+LOCAL_EVAL_EXAMPLES = 6
+
+
+def build_local_eval_prompt() -> str:
+    """A prompt run by the embedded model (in its worker process), a few examples long."""
+    examples = "".join(
+        f"  - {{id: l{i}, input: {{topic: topic {i}}}, expected: ok}}\n"
+        for i in range(LOCAL_EVAL_EXAMPLES)
+    )
+    return (
+        "---\nmodel: local/gemma-3-270m\n"
+        "config: {temperature: 0, max_tokens: 32}\n"
+        "input:\n  schema:\n    topic: string\n"
+        f"examples:\n{examples}metrics: [rougeL]\neval: {{cache: false}}\n---\n"
+        "user:\nWrite two sentences about {{ topic }}.\n"
+    )
+
+
+async def measure_completion_during_evaluation(
+    doc: Document, samples: int, local: bool = False
+) -> list[float] | None:
+    """Completion latency on the big prompt while an evaluation of another prompt runs in the
+    same server (started with the Evaluate command, the first run of the session, so it
+    includes loading litellm): 50 examples against litellm's mock, or with `local` a few
+    examples on the embedded model."""
     client = doc.client
-    path = Path(to_fs_path(doc.uri)).parent / "eval.prompt"
-    path.write_text(build_eval_prompt(), encoding="utf-8")
+    path = Path(to_fs_path(doc.uri)).parent / ("local-eval.prompt" if local else "eval.prompt")
+    path.write_text(build_local_eval_prompt() if local else build_eval_prompt(), encoding="utf-8")
     other = Document(client, path, path.read_text(encoding="utf-8"))
     await client.diagnostics_for(other.uri, 1)
     pos = doc.position("Write for {{ ", offset=len("Write for {{ "), nth=5)
@@ -372,7 +394,7 @@ async def measure_completion_during_evaluation(doc: Document, samples: int) -> l
         running = (await lens()).startswith("Evaluating")
     title = await lens()
     print(f"evaluation during the samples: {title}")
-    if not title.startswith("exact_match 1.000"):
+    if not title.startswith("rougeL" if local else "exact_match 1.000"):
         print("  (the evaluation did not finish as expected)")
     return times
 
@@ -419,6 +441,15 @@ async def run(args: argparse.Namespace) -> int:
             await stop(client)
 
         client, _, _ = await start(root)
+        if args.local_eval_only:
+            try:
+                doc = Document(client, path, text)
+                await client.diagnostics_for(doc.uri, 1)
+                during = await measure_completion_during_evaluation(doc, args.samples, local=True)
+                report("completion during a local-model evaluation", during, TARGETS["completion"])
+            finally:
+                await stop(client)
+            return 0
         try:
             started = time.perf_counter()
             doc = Document(client, path, text)
@@ -496,6 +527,11 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--samples", type=int, default=200, help="completions / hovers")
     options.add_argument("--diagnostics", type=int, default=50, help="didChange samples")
     options.add_argument("--startups", type=int, default=5, help="fresh servers to time")
+    options.add_argument(
+        "--local-eval-only",
+        action="store_true",
+        help="only completion latency while the embedded model evaluates (needs the local extra)",
+    )
     options.add_argument(
         "--kinds", type=int, default=50, help="samples of each request kind after a keystroke"
     )

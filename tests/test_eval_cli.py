@@ -87,14 +87,14 @@ def test_second_run_is_cached_and_shows_the_delta_after_an_edit(
 
     prompt.write_text(prompt.read_text().replace("Repeat {{ word }}", "Say {{ word }}"))
     assert main(["eval", str(prompt), "--json", "-"]) == 1  # exact_match drops to 0
-    out = capsys.readouterr().out
-    report = json.loads(out[out.index("{\n") :])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout holds the JSON report alone
     assert report["deltas"]["exact_match"] == pytest.approx(-2 / 3)
     assert {change["id"] for change in report["regressed"]} == {"one", "two"}
-    assert "FAIL" in out
+    assert "FAIL" in captured.err and "FAIL" not in captured.out
     # the headline fell on three examples: too few to tell that from noise
-    assert "rougeL vs previous version: within noise: Δ −" in out
-    assert "n = 3" in out and "examples to show (80% power)" in out
+    assert "rougeL vs previous version: within noise: Δ −" in captured.err
+    assert "n = 3" in captured.err and "examples to show (80% power)" in captured.err
 
 
 def test_threshold_failure_and_all_failed_exit_1(

@@ -133,3 +133,114 @@ def test_an_abort_stops_a_generation_at_the_next_token() -> None:
     abort.set()
     generation = engine.generate("Count: one, two, three,", {"max_tokens": 200}, abort)
     assert generation.completion_tokens <= 2
+
+
+# ---------------------------------------------------------------------------- the worker process
+
+
+def _needs_llama() -> None:
+    if not llama_available():
+        pytest.skip("llama_cpp is not installed (pip install 'prompt-lsp[local]')")
+
+
+@pytest.mark.local_model
+def test_the_worker_generates_streams_progress_and_cancels_by_message() -> None:
+    import os
+    import time
+
+    from prompt_lsp.evaluation.local_worker import LocalWorker
+
+    _needs_llama()
+    worker = LocalWorker()
+    try:
+        gguf = resolve_gguf("gemma-3-270m")
+        first = worker.generate(gguf, "Count: one, two, three,", {"max_tokens": 6})
+        assert first.completion_tokens > 0 and first.text
+        assert worker.pid != os.getpid() and worker.running()
+
+        abort, seen = threading.Event(), []
+
+        def progress(count: int) -> None:
+            seen.append(count)
+            if count >= 4:
+                abort.set()  # cancel mid-generation, from the parent
+
+        started = time.perf_counter()
+        numbers = "Numbers: " + ", ".join(str(n) for n in range(1, 30)) + ","
+        long = worker.generate(
+            gguf, numbers, {"max_tokens": 400, "temperature": 0}, abort, progress
+        )
+        assert seen and seen == sorted(seen)  # progress streamed in order
+        assert 4 <= long.completion_tokens < 30  # stopped soon after the cancel message
+        assert time.perf_counter() - started < 60
+        # the same process serves the next generation (the model stays loaded)
+        pid = worker.pid
+        assert worker.generate(gguf, "Hello", {"max_tokens": 2}).completion_tokens > 0
+        assert worker.pid == pid
+    finally:
+        worker.stop()
+    assert not worker.running()
+
+
+@pytest.mark.local_model
+def test_the_worker_runs_at_lower_priority_and_dies_with_its_parent(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _needs_llama()
+    script = (
+        "import os, sys\n"
+        "from prompt_lsp.evaluation.local_worker import shared_worker\n"
+        "from prompt_lsp.evaluation.local_model import resolve_gguf\n"
+        "worker = shared_worker()\n"
+        "worker.generate(resolve_gguf('gemma-3-270m'), 'Hi', {'max_tokens': 1})\n"
+        "print(worker.pid, flush=True)\n"
+        "sys.stdin.read()\n"  # wait to be killed
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        worker_pid = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert os.getpriority(os.PRIO_PROCESS, worker_pid) > os.getpriority(
+            os.PRIO_PROCESS, parent.pid
+        )
+        parent.send_signal(signal.SIGKILL)  # no atexit, no cleanup: the worker must go anyway
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(worker_pid):
+            time.sleep(0.1)
+        assert not _alive(worker_pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.exists(f"/proc/{pid}")
+
+
+def test_a_worker_that_cannot_load_the_model_is_one_clear_error(tmp_path: Path) -> None:
+    from prompt_lsp.evaluation.local_worker import LocalWorker
+
+    _needs_llama()
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    worker = LocalWorker()
+    try:
+        with pytest.raises(LocalModelError) as error:
+            worker.generate(bogus, "Hi", {"max_tokens": 1})
+        assert "broken.gguf" in str(error.value)
+    finally:
+        worker.stop()

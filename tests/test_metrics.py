@@ -275,3 +275,35 @@ def test_string_metrics_are_total(output: str, expected: str) -> None:
     specs = parse_metric_specs(["exact_match", "contains", "rougeL", "json_valid", "regex"])
     for value in score_all(specs, output, expected).values():
         assert value.score is None or 0.0 <= value.score <= 1.0
+
+
+def test_rouge_scores_equal_rouge_score_defaults_without_importing_all_of_nltk() -> None:
+    """The memoized stemming tokenizer and the deferred nltk import change no score."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from prompt_lsp.evaluation.metrics import rouge_fmeasures
+        types = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+        pairs = [
+            ("the cats are running quickly\\nand jumping", "a cat runs quick and jumped"),
+            ("Wexmoor Bay will replace its diesel ferries", "Wexmoor Bay replaces ferries"),
+            ("Ünïcode wörds generalization", "generalize unicode"),
+            ("", "nothing to compare"),
+        ]
+        ours = [rouge_fmeasures(types, a, b) for a, b in pairs]
+        light = "scipy" not in sys.modules
+        from rouge_score import rouge_scorer
+        reference = rouge_scorer.RougeScorer(list(types), use_stemmer=True)
+        theirs = [tuple(reference.score(a, b)[t].fmeasure for t in types) for a, b in pairs]
+        print(json.dumps({"same": ours == theirs, "light": light, "stemmed": ours[0][0] > 0.5}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"same": True, "light": True, "stemmed": True}

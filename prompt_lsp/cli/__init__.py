@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,29 @@ from prompt_lsp.cli.common import CommandError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command. Called with no `argv` (the `prompt-lsp` script, `python -m prompt_lsp`),
+    the process ends as soon as the command has returned and its output is flushed: every
+    database is committed and closed by then, and tearing down the interpreter's objects
+    (litellm's above all) would add seconds after the last line."""
+    code = run_command(argv)
+    if argv is None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Flush what the user sees and leave without the interpreter's teardown."""
+    import logging
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to show
+            stream.flush()
+    os._exit(code)
+
+
+def run_command(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):

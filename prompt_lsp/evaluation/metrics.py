@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prompt_lsp.catalog.metrics import METRICS, compile_pattern, regex_needs_expected
+from prompt_lsp.evaluation.light_imports import defer_package
 from prompt_lsp.evaluation.sandbox import Limits, SandboxUnavailable, check_available, run_python
 from prompt_lsp.format.secrets import scrub_secrets
 from prompt_lsp.format.settings import MetricSetting
@@ -89,8 +90,8 @@ def metric_spec(setting: MetricSetting) -> MetricSpec:
 
 
 def prepare_metrics(specs: list[MetricSpec]) -> None:
-    """Build what scoring needs up front (the ROUGE scorer imports nltk: about a second the
-    first time), so that it can happen in a worker thread rather than in the event loop."""
+    """Build what scoring needs up front (the ROUGE scorer imports rouge_score and
+    numpy the first time), so that it can happen in a worker thread rather than in the event loop."""
     types = tuple(sorted({s.name for s in specs if s.name in ROUGE_TYPES}))
     if types:
         _rouge_scorer(types)
@@ -227,10 +228,33 @@ def _json_valid(output: str) -> MetricScore:
 
 @functools.lru_cache(maxsize=16)
 def _rouge_scorer(types: tuple[str, ...]) -> Any:
-    """One scorer per set of ROUGE types: built once (the stemmer setup is not free)."""
+    """One scorer per set of ROUGE types: built once (the stemmer setup is not free).
+    rouge_score needs only nltk's Porter stemmer: the rest of nltk is not imported."""
+    for package in ("nltk", "nltk.stem"):
+        defer_package(package)
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(list(types), use_stemmer=True)
+    return rouge_scorer.RougeScorer(list(types), tokenizer=_stemming_tokenizer())
+
+
+@functools.cache
+def _stemming_tokenizer() -> Any:
+    """rouge_score's default tokenizer with the Porter stemmer, each word stemmed once: the
+    same words recur across examples, and stemming is most of ROUGE's CPU."""
+    from nltk.stem import porter
+    from rouge_score import tokenize, tokenizers
+
+    class MemoStemmer:
+        def __init__(self) -> None:
+            self.stem = functools.lru_cache(maxsize=65536)(porter.PorterStemmer().stem)
+
+    class StemmingTokenizer(tokenizers.Tokenizer):
+        stemmer = MemoStemmer()
+
+        def tokenize(self, text: str) -> list[str]:
+            return list(tokenize.tokenize(text, self.stemmer))
+
+    return StemmingTokenizer()
 
 
 @functools.lru_cache(maxsize=65536)

@@ -28,7 +28,8 @@ class EvalOptions:
     default_model: str | None = None  # editor setting; the file's `model:` wins over it
     template_language: str | None = None  # editor setting; the file's `template:` wins over it
     retry: RetryPolicy | None = None  # tests and benchmarks tune backoff
-    transport: Transport | None = None  # default: litellm.acompletion
+    transport: Transport | None = None  # default: providers.RunTransport
+    router: str | None = None  # the user's router file (else PROMPT_LSP_ROUTER); see routing
     allowed_hosts: list[str] | None = None  # the user's: may receive keys from the environment
 
 

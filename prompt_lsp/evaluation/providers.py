@@ -414,6 +414,60 @@ async def litellm_transport(
     )
 
 
+class RunTransport:
+    """The transport of one run: the light HTTP client (`openai_http`) for the calls it can
+    make exactly as litellm would, litellm for every other call. One pooled connection set per
+    run; `aclose()` at the end."""
+
+    def __init__(
+        self,
+        max_connections: int = 64,
+        router: Any = None,
+        routed: frozenset[str] = frozenset(),
+    ) -> None:
+        self.max_connections = max_connections
+        self.router = router  # a litellm.Router for the models in `routed`
+        self.routed = routed
+        self._http: Any = None
+
+    async def __call__(
+        self, model: str, messages: list[dict[str, str]], config: dict[str, Any], timeout_s: float
+    ) -> ModelReply:
+        from prompt_lsp.evaluation.openai_http import OpenAIHttpClient, light_client_handles
+
+        if model in self.routed and self.router is not None:
+            return await routed_transport(self.router, model, messages, config)
+        if not light_client_handles(model, config):
+            return await litellm_transport(model, messages, config, timeout_s)
+        if self._http is None:
+            self._http = OpenAIHttpClient(self.max_connections)
+        return await self._http.complete(model, messages, config)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+_DEPLOYMENT_KEYS = frozenset({"api_base", "base_url", "api_key", "api_version"})
+
+
+async def routed_transport(
+    router: Any, model: str, messages: list[dict[str, str]], config: dict[str, Any]
+) -> ModelReply:
+    """One call through the user's litellm Router: it picks the deployment (and so the
+    endpoint and key: a prompt's own are dropped)."""
+    litellm = load_litellm()
+    kwargs = {k: v for k, v in config.items() if k not in _DEPLOYMENT_KEYS}
+    response = await router.acompletion(model=model, messages=messages, **kwargs)
+    return ModelReply(
+        text=_reply_text(response),
+        prompt_tokens=_usage(response, "prompt_tokens"),
+        completion_tokens=_usage(response, "completion_tokens"),
+        cost=_cost(litellm, response, model),
+    )
+
+
 class EmptyReplyError(Exception):
     """The provider answered with no choices or no text: an error, never an output."""
 

@@ -2,7 +2,7 @@
 timeouts and cancellation; score each reply; keep what finished.
 
 It knows nothing about `.prompt` files (see `session` for that): it gets rendered work items,
-a transport (normally `providers.litellm_transport`), an optional response cache and the
+a transport (normally `providers.RunTransport`), an optional response cache and the
 metrics. A failed item is recorded with its error and the run goes on. Cancelling — the `cancel`
 event, or cancelling the task — stops new calls, drops the ones in flight and returns the
 finished results with `cancelled=True`; the caller records them and, for a task cancel,
@@ -35,6 +35,7 @@ from prompt_lsp.format.secrets import redact_values, secret_values
 
 DEFAULT_CONCURRENCY = 8
 DEFAULT_TIMEOUT_S = 60.0
+CACHE_BATCH = 200  # replies per cache transaction
 
 
 class JudgeError(Exception):
@@ -109,6 +110,8 @@ class Runner:
         self.on_result = on_result
         self.calls = 0
         self.retries = 0
+        self._unsaved: list[tuple[str, str, CachedReply]] = []
+        self._saving: set[asyncio.Task[None]] = set()
 
     async def run(self, items: list[WorkItem], cancel: asyncio.Event | None = None) -> RunOutcome:
         finished: dict[int, ExampleResult] = {}
@@ -128,6 +131,7 @@ class Runner:
         finally:
             await _stop(workers)
             _consume(everything)
+            await self._save_all()
         outcome.results = [finished[p] for p in sorted(finished)]
         outcome.calls, outcome.retries = self.calls, self.retries
         return outcome
@@ -215,13 +219,32 @@ class Runner:
         _store_scores(result, scores)
         return result
 
-    def _remember(self, key: str, reply: ModelReply, latency_s: float) -> None:
+    def _remember(self, key: str, reply: ModelReply, latency_s: float, model: str = "") -> None:
+        """Queue a reply for the cache; written in batches off the event loop."""
         if self.cache is None:
             return
         cached = CachedReply(
             reply.text, reply.prompt_tokens, reply.completion_tokens, reply.cost, latency_s
         )
-        self.cache.put(key, self.settings.model, cached)
+        self._unsaved.append((key, model or self.settings.model, cached))
+        if len(self._unsaved) >= CACHE_BATCH:
+            batch, self._unsaved = self._unsaved, []
+            task = asyncio.create_task(asyncio.to_thread(self.cache.put_many, batch))
+            self._saving.add(task)
+            task.add_done_callback(self._saving.discard)
+
+    async def _save_all(self) -> None:
+        """Write what is queued and wait for the batches being written (also on cancel: the
+        finished replies stay cached). Shielded: a cancel must not lose a batch."""
+        if self.cache is None:
+            return
+        batch, self._unsaved = self._unsaved, []
+        pending = list(self._saving)
+        if batch:
+            pending.append(asyncio.create_task(asyncio.to_thread(self.cache.put_many, batch)))
+        if pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
 
     async def _call(
         self, messages: list[dict[str, str]], model: str | None = None
@@ -263,10 +286,9 @@ class Runner:
         except Exception as err:
             raise JudgeError(describe_error(err, model)) from None
         if self.cache is not None:
-            cached = CachedReply(
-                reply.text, reply.prompt_tokens, reply.completion_tokens, 0, latency
-            )
-            self.cache.put(key, model, cached)
+            judged = ModelReply(reply.text, reply.prompt_tokens, reply.completion_tokens)
+            self._remember(key, judged, latency, model)
+            self.cached[key] = CachedReply(reply.text, judged.prompt_tokens, 0, 0.0, latency)
         return reply.text
 
 

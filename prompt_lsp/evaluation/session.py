@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_lsp.evaluation import local_worker
 from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
 from prompt_lsp.evaluation.cache import ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
@@ -27,7 +28,6 @@ from prompt_lsp.evaluation.local_model import (
     EMBEDDED_MODEL_NAME,
     LOCAL_EXTRA_MESSAGE,
     LocalModelError,
-    engine_for,
     resolve_gguf,
 )
 from prompt_lsp.evaluation.metrics import (
@@ -35,18 +35,29 @@ from prompt_lsp.evaluation.metrics import (
     metric_spec,
     prepare_metrics,
 )
+from prompt_lsp.evaluation.openai_http import (
+    light_client_handles,
+    missing_key_problem,
+    preload_prices,
+)
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
+    RunTransport,
     endpoint_problem,
     environment_secrets,
     is_local_model,
-    litellm_transport,
     load_litellm,
     local_extra_installed,
     model_setup_problem,
 )
 from prompt_lsp.evaluation.report import RunReport
 from prompt_lsp.evaluation.results import ExampleResult, RunRecord
+from prompt_lsp.evaluation.routing import (
+    RouterConfigError,
+    routed_models,
+    router_file,
+    router_for,
+)
 from prompt_lsp.evaluation.runner import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
@@ -320,35 +331,73 @@ def check_code_sandbox(metrics: list[MetricSpec]) -> None:
 
 
 async def _preflight(
-    plan: RunPlan, needs_calls: bool, uses_litellm: bool, allowed: list[str]
+    plan: RunPlan,
+    needs_calls: bool,
+    uses_litellm: bool,
+    allowed: list[str],
+    routed: frozenset[str] = frozenset(),
 ) -> None:
-    """Get ready for the calls, only when some call is not cached: load litellm (off the event
-    loop: it takes seconds), check keys (a missing key is an EvalSetupError before any call),
-    load a local model, and warm litellm's lazy imports, so no example's latency pays for
-    them."""
+    """Get ready for the calls, only when some call is not cached: check where keys would go
+    and that they are set (an EvalSetupError before any call); for the calls litellm makes,
+    load it (off the event loop: it takes seconds), load a local model, and warm litellm's lazy
+    imports, so no example's latency pays for them. A run whose calls all go through the light
+    HTTP client never imports litellm."""
     if not needs_calls or not uses_litellm:
         return
-    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
-    litellm = await asyncio.to_thread(load_litellm)
     models = {plan.model}
     models |= {
         str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
     }
     mocked = "mock_response" in plan.config  # litellm answers itself: no provider, no key
-    problem = None if mocked else endpoint_problem(plan.model, plan.config, allowed)
-    if problem:
-        raise EvalSetupError(problem)
-    for model in sorted(models):
+    if plan.model not in routed:  # a routed call goes where the user's router file says
+        problem = None if mocked else endpoint_problem(plan.model, plan.config, allowed)
+        if problem:
+            raise EvalSetupError(problem)
+    light = {
+        m
+        for m in models - routed
+        if light_client_handles(m, plan.config if m == plan.model else {})
+    }
+    for model in sorted(light):
+        message = missing_key_problem(plan.config if model == plan.model else {})
+        if message:
+            raise EvalSetupError(message)
+    if light:
+        await asyncio.to_thread(preload_prices)
+    heavy = models - light - routed
+    if not heavy:
+        return
+    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
+    litellm = await asyncio.to_thread(load_litellm)
+    for model in sorted(heavy):
         message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
             raise EvalSetupError(message)
     if gguf is not None:
         try:
-            engine = await asyncio.to_thread(engine_for, gguf)
-            await asyncio.to_thread(engine.generate, "Hello", {"max_tokens": 1})
+            # Starts the worker process and loads the model there, once per process.
+            await asyncio.to_thread(local_worker.generate, gguf, "Hello", {"max_tokens": 1})
         except LocalModelError as err:
             raise EvalSetupError(str(err)) from err
-    await _warm_up(litellm, plan.model)
+    if plan.model in heavy:
+        await _warm_up(litellm, plan.model)
+
+
+async def _router_for(options: EvalOptions, plan: RunPlan) -> tuple[Any, frozenset[str]]:
+    """The user's litellm Router and the model names it serves, when the run uses one."""
+    path = router_file(options.router)
+    if path is None:
+        return None, frozenset()
+    try:
+        routed = await asyncio.to_thread(routed_models, path)
+        models = {plan.model} | {
+            str(m.options.get("judge_model")) for m in plan.metrics if m.options.get("judge_model")
+        }
+        if not routed & models:
+            return None, frozenset()
+        return await asyncio.to_thread(router_for, path), routed
+    except RouterConfigError as err:
+        raise EvalSetupError(str(err)) from None
 
 
 async def _warm_up(litellm: Any, model: str) -> None:
@@ -436,13 +485,22 @@ async def evaluate_prompt(
         logger.warning("a history from elsewhere (%s) was set aside as %s", state_dir, aside.name)
     cache = ResponseCache(response_cache_path(plan.root)) if plan.use_cache else None
     history = HistoryStore(state_dir / HISTORY_FILE)
+    transport = RunTransport(max(plan.concurrency, 1))
     try:
         calls = [item for item in plan.items if item.render_error is None]
         hits = cache.get_many(item.key for item in calls) if cache else {}
         await asyncio.to_thread(check_code_sandbox, plan.metrics)
         await asyncio.to_thread(prepare_metrics, plan.metrics)
         needs_calls = any(item.key not in hits for item in calls)
-        await _preflight(plan, needs_calls, options.transport is None, options.allowed_hosts or [])
+        if needs_calls and options.transport is None:
+            transport.router, transport.routed = await _router_for(options, plan)
+        await _preflight(
+            plan,
+            needs_calls,
+            options.transport is None,
+            options.allowed_hosts or [],
+            transport.routed,
+        )
         progress = _Progress(len(plan.items), on_progress)
         recording = options.example_ids is None
         run_id = new_run_id()
@@ -460,7 +518,7 @@ async def evaluate_prompt(
                 retry=options.retry or DEFAULT_RETRY,
                 use_cache=plan.use_cache,
             ),
-            options.transport or litellm_transport,
+            options.transport or transport,
             cache,
             hits,
             on_result=progress if live is None else _both(progress, live),
@@ -477,6 +535,7 @@ async def evaluate_prompt(
             time.perf_counter() - started,
         )
     finally:
+        await transport.aclose()
         history.close()
         if cache is not None:
             cache.close()
