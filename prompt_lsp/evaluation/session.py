@@ -113,6 +113,18 @@ class RunPlan:
     examples: list[Example] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def run_settings(self, retry: RetryPolicy | None) -> RunSettings:
+        """What the runner needs of this plan."""
+        return RunSettings(
+            model=self.model,
+            config=self.config,
+            metrics=self.metrics,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            retry=retry or DEFAULT_RETRY,
+            use_cache=self.use_cache,
+        )
+
 
 def stored_text(text: str) -> str:
     """The prompt text as history keeps it: every literal key of its front matter (whatever
@@ -330,7 +342,7 @@ def check_code_sandbox(metrics: list[MetricSpec]) -> None:
 # ---------------------------------------------------------------------------- running
 
 
-async def _preflight(
+async def preflight(
     plan: RunPlan,
     needs_calls: bool,
     uses_litellm: bool,
@@ -494,7 +506,7 @@ async def evaluate_prompt(
         needs_calls = any(item.key not in hits for item in calls)
         if needs_calls and options.transport is None:
             transport.router, transport.routed = await _router_for(options, plan)
-        await _preflight(
+        await preflight(
             plan,
             needs_calls,
             options.transport is None,
@@ -509,15 +521,7 @@ async def evaluate_prompt(
             begun = _run_record(plan, run_id, [], RUNNING, started_at, 0.0)
             history.begin_run(begun, stored_text(plan.text))
         runner = Runner(
-            RunSettings(
-                model=plan.model,
-                config=plan.config,
-                metrics=plan.metrics,
-                concurrency=plan.concurrency,
-                timeout_s=plan.timeout_s,
-                retry=options.retry or DEFAULT_RETRY,
-                use_cache=plan.use_cache,
-            ),
+            plan.run_settings(options.retry),
             options.transport or transport,
             cache,
             hits,

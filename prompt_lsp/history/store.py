@@ -245,15 +245,7 @@ class HistoryStore(Database):
         """Record a run, its results and the version's text, all in one transaction."""
         rows = [_result_row(run.id, r) for r in results]
         with self._write() as conn:
-            self._claim(conn)
-            conn.execute(
-                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
-                (run.file, run.version, text, run.started_at),
-            )
-            conn.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                _run_row(run),
-            )
+            self._insert_run(conn, run, text)
             conn.executemany(
                 "INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
@@ -263,19 +255,20 @@ class HistoryStore(Database):
         """Record a run as started (status "running", owned by this process), so that should
         the process die, the run and what finished of it still show, as interrupted."""
         with self._write() as conn:
-            self._claim(conn)
-            conn.execute(
-                "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
-                (run.file, run.version, text, run.started_at),
-            )
-            conn.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                _run_row(dataclasses.replace(run, status=RUNNING)),
-            )
+            self._insert_run(conn, dataclasses.replace(run, status=RUNNING), text)
             conn.execute(
                 "INSERT OR REPLACE INTO live_runs VALUES (?, ?, ?)",
                 (run.id, socket.gethostname(), os.getpid()),
             )
+
+    def _insert_run(self, conn: sqlite3.Connection, run: RunRecord, text: str) -> None:
+        """The run's row, and its version's text unless already kept (claims the history)."""
+        self._claim(conn)
+        conn.execute(
+            "INSERT OR IGNORE INTO versions (file, sha, text, first_seen) VALUES (?, ?, ?, ?)",
+            (run.file, run.version, text, run.started_at),
+        )
+        conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", _run_row(run))
 
     def add_results(self, run_id: str, results: Iterable[ExampleResult]) -> None:
         """Keep finished results of a running run (one short transaction)."""

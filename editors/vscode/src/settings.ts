@@ -21,7 +21,11 @@ export interface PromptLspSettings {
   debounce: number;
   /** History folder; empty = `.prompt-lsp/` at the workspace root. */
   historyPath: string;
+  /** Template language of files whose front matter names none; `auto` recognises it. */
+  templateLanguage: string;
 }
+
+export const TEMPLATE_LANGUAGES = ['auto', 'jinja2', 'handlebars', 'mustache'];
 
 export const DEFAULT_SETTINGS: Readonly<PromptLspSettings> = Object.freeze({
   serverCommand: [],
@@ -30,6 +34,7 @@ export const DEFAULT_SETTINGS: Readonly<PromptLspSettings> = Object.freeze({
   cache: true,
   debounce: 150,
   historyPath: '',
+  templateLanguage: 'auto',
 });
 
 /** Reads one key of the section; returns undefined when unset (like `WorkspaceConfiguration.get`). */
@@ -49,6 +54,7 @@ export function readSettings(get: SettingGetter): PromptLspSettings {
   const defaultModel = get('defaultModel');
   const cache = get('cache');
   const historyPath = get('historyPath');
+  const templateLanguage = get('templateLanguage');
   return {
     serverCommand: isStringArray(serverCommand)
       ? serverCommand.filter((part) => part.trim() !== '')
@@ -61,5 +67,9 @@ export function readSettings(get: SettingGetter): PromptLspSettings {
     cache: typeof cache === 'boolean' ? cache : DEFAULT_SETTINGS.cache,
     debounce: nonNegativeNumber(get('debounce'), DEFAULT_SETTINGS.debounce, 0),
     historyPath: typeof historyPath === 'string' ? historyPath : DEFAULT_SETTINGS.historyPath,
+    templateLanguage:
+      typeof templateLanguage === 'string' && TEMPLATE_LANGUAGES.includes(templateLanguage)
+        ? templateLanguage
+        : DEFAULT_SETTINGS.templateLanguage,
   };
 }

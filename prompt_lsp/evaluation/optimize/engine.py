@@ -33,12 +33,11 @@ from prompt_lsp.evaluation.providers import (
     litellm_transport,
 )
 from prompt_lsp.evaluation.results import CandidateRecord
-from prompt_lsp.evaluation.runner import Runner, RunSettings
+from prompt_lsp.evaluation.runner import Runner
 from prompt_lsp.evaluation.session import (
-    DEFAULT_RETRY,
     RunPlan,
-    _preflight,
     plan_run,
+    preflight,
     stored_text,
 )
 from prompt_lsp.evaluation.stats import PairedStats, paired_comparison
@@ -346,20 +345,12 @@ class Optimizer:
                 return None
             if uncached and not self.prepared:
                 await asyncio.to_thread(prepare_metrics, plan.metrics)
-                await _preflight(
+                await preflight(
                     plan, True, self.options.transport is None, self.options.allowed_hosts or []
                 )
                 self.prepared = True
             runner = Runner(
-                RunSettings(
-                    model=plan.model,
-                    config=plan.config,
-                    metrics=plan.metrics,
-                    concurrency=plan.concurrency,
-                    timeout_s=plan.timeout_s,
-                    retry=self.options.retry or DEFAULT_RETRY,
-                    use_cache=plan.use_cache,
-                ),
+                plan.run_settings(self.options.retry),
                 self.transport,
                 cache,
                 hits,

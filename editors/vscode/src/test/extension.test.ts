@@ -110,6 +110,7 @@ describe('extension with a server that starts', () => {
       cache: true,
       debounce: 150,
       historyPath: '',
+      templateLanguage: 'auto',
       codeLens: true,
       scoreNotification: true,
     });

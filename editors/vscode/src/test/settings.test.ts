@@ -16,6 +16,7 @@ describe('readSettings', () => {
       cache: true,
       debounce: 150,
       historyPath: '',
+      templateLanguage: 'auto',
     });
     assert.deepEqual(from({}), DEFAULT_SETTINGS);
   });
@@ -29,6 +30,7 @@ describe('readSettings', () => {
         cache: false,
         debounce: 0,
         historyPath: '/tmp/history',
+        templateLanguage: 'handlebars',
       }),
       {
         serverCommand: ['uv', 'run', 'prompt-lsp'],
@@ -37,6 +39,7 @@ describe('readSettings', () => {
         cache: false,
         debounce: 0,
         historyPath: '/tmp/history',
+        templateLanguage: 'handlebars',
       },
     );
   });
@@ -50,6 +53,7 @@ describe('readSettings', () => {
         cache: 'yes',
         debounce: -5,
         historyPath: 3,
+        templateLanguage: 'liquid',
       }),
       DEFAULT_SETTINGS,
     );
