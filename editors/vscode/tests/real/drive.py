@@ -298,12 +298,13 @@ class Run:
             self.goto_end(page)
             page.keyboard.press("End")
             page.keyboard.press("Enter")
-            page.keyboard.type("{%")  # typed: the editor's auto-closing applies
+            # typed at a person's pace: `{` opens the suggestions, then `%` is auto-closed
+            page.keyboard.type("{%", delay=120)
             statement = settled_last_line(page)
             page.keyboard.press("End")
             page.keyboard.press("Shift+Home")
             page.keyboard.press("Delete")
-            page.keyboard.type("Again: {{")
+            page.keyboard.type("Again: {{", delay=60)
             auto_closed = settled_last_line(page)
             page.keyboard.type(" ")
             suggest = page.locator(".suggest-widget.visible .monaco-list-row .label-name")
