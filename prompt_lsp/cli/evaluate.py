@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -27,9 +26,11 @@ from prompt_lsp.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
+    add_run_options,
     add_template_language,
     fail,
     find_prompt_files,
+    json_text,
     make_console,
     read_prompt,
     template_language,
@@ -67,8 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "paths", nargs="+", metavar="PATH", help=".prompt files or folders (searched recursively)"
     )
-    evaluate.add_argument("--model", metavar="MODEL", help="override the file's `model:`")
-    evaluate.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
+    add_run_options(evaluate)
     evaluate.add_argument("--repeat", type=int, metavar="N", help="run each example N times")
     evaluate.add_argument("--timeout", type=float, metavar="SECONDS", help="per-call timeout")
     add_template_language(evaluate)
@@ -80,21 +80,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run only this example (repeatable; such runs are not recorded in the history)",
     )
     evaluate.add_argument(
-        "--no-cache", action="store_true", help="ignore and do not fill the response cache"
-    )
-    evaluate.add_argument(
         "--allow-unsandboxed-code",
         action="store_true",
         help="where no sandbox (bubblewrap) exists, let code_tests run model-written code "
         "with your own permissions (dangerous: the code can read and change your files)",
-    )
-    evaluate.add_argument(
-        "--allow-host",
-        action="append",
-        metavar="HOST",
-        dest="allowed_hosts",
-        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
-        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
     )
     evaluate.add_argument(
         "--router",
@@ -514,7 +503,7 @@ def _write_reports(reports: list[RunReport], json_path: str | None, junit_path: 
         return
     if json_path:
         value = reports[0].to_json() if len(reports) == 1 else [r.to_json() for r in reports]
-        data = json.dumps(value, indent=2, ensure_ascii=False)
+        data = json_text(value)
         if json_path == "-":
             sys.stdout.write(data + "\n")
             sys.stdout.flush()

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prompt_lsp.cli.common import EXIT_INTERRUPTED, EXIT_OK, CommandError, fail, read_prompt
+from prompt_lsp.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandError,
+    add_run_options,
+    fail,
+    json_text,
+    read_prompt,
+)
 from prompt_lsp.cli.evaluate import _sigint_cancels
 
 if TYPE_CHECKING:
@@ -60,17 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="like --reflect, with this model writing the rewrites",
     )
-    command.add_argument("--model", metavar="MODEL", help="override the file's `model:`")
-    command.add_argument("--concurrency", type=int, metavar="N", help="parallel model calls")
-    command.add_argument("--no-cache", action="store_true", help="ignore the response cache")
-    command.add_argument(
-        "--allow-host",
-        action="append",
-        metavar="HOST",
-        dest="allowed_hosts",
-        help="let the file's `api_base`/`base_url` HOST receive your API key from the "
-        "environment (repeatable; also PROMPT_LSP_ALLOWED_HOSTS)",
-    )
+    add_run_options(command)
     command.add_argument(
         "--apply", action="store_true", help="write a reliable winner to FILE (undo via history)"
     )
@@ -132,12 +129,12 @@ def run(args: argparse.Namespace) -> int:
         print("prompt-lsp: interrupted; the scored candidates are in the history", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.json == "-":
-        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        print(json_text(report.to_json()))
     else:
         _print_report(report)
     if args.json and args.json != "-":
         try:
-            Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n", "utf-8")
+            Path(args.json).write_text(json_text(report.to_json()) + "\n", "utf-8")
         except OSError as err:
             return fail(f"cannot write the report: {err}")
     if args.apply:
