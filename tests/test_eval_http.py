@@ -297,3 +297,65 @@ async def test_the_runner_retries_and_times_out_light_calls(server: MockOpenAI) 
     assert outcome.retries >= 2 + 3  # flaky twice; the hanging call on every attempt
     flaky_calls = [r for r in server.requests if r.body["messages"][-1]["content"] == "flaky"]
     assert len(flaky_calls) == 3
+
+
+# ---------------------------------------------------------------------------- many examples
+
+STREAMED = 300  # more than the session renders before the first call
+
+
+def _words(count: int) -> list[str]:
+    return [f"w{i}" for i in range(count)]
+
+
+async def test_a_long_run_answers_every_example_in_order_and_caches_them_all(
+    server: MockOpenAI, tmp_path: Path
+) -> None:
+    from prompt_lsp.evaluation.session import EvalOptions, evaluate_prompt
+
+    path = _workspace(tmp_path, _words(STREAMED))
+    first = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert [r.id for r in first.results] == _words(STREAMED)
+    assert first.n_ok == first.total == STREAMED and server.count == STREAMED
+    # each reply is to its own example's messages (the mock quotes the last one)
+    assert all(r.output == f"A short summary of Repeat {r.id}" for r in first.results)
+    again = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert server.count == STREAMED  # every example, the last rendered too, from the cache
+    assert all(r.cached for r in again.results) and again.n_ok == STREAMED
+
+
+async def test_late_examples_that_cannot_render_fail_alone(
+    server: MockOpenAI, tmp_path: Path
+) -> None:
+    from prompt_lsp.evaluation.session import EvalOptions, evaluate_prompt
+
+    path = _workspace(tmp_path, _words(STREAMED))
+    rows = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
+    for row in rows[250:]:
+        row["input"]["word"] = {"nested": "mapping"}
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text(PROMPT.replace("{{ word }}", "{{ word.upper() }}"))
+    report = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert report.total == STREAMED and report.n_ok == 250 and server.count == 250
+    failed = report.results[260]
+    assert failed.output is None and "cannot render example 261" in (failed.error or "")
+
+
+async def test_a_template_no_example_renders_is_one_error_however_many(
+    server: MockOpenAI, tmp_path: Path
+) -> None:
+    from prompt_lsp.evaluation.session import EvalOptions, EvalSetupError, evaluate_prompt
+
+    path = _workspace(tmp_path, _words(STREAMED))
+    rows = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
+    for row in rows[:-1]:  # the last one renders: the run goes on
+        row["input"]["word"] = {"nested": "mapping"}
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path.write_text(PROMPT.replace("{{ word }}", "{{ word.upper() }}"))
+    report = await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert report.n_ok == 1 and report.n_failed == STREAMED - 1 and server.count == 1
+    rows[-1]["input"]["word"] = {"nested": "mapping"}
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(EvalSetupError, match="and so does every other example"):
+        await evaluate_prompt(path, path.read_text(), EvalOptions())
+    assert server.count == 1

@@ -17,7 +17,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,15 +113,24 @@ class Runner:
         self._unsaved: list[tuple[str, str, CachedReply]] = []
         self._saving: set[asyncio.Task[None]] = set()
 
-    async def run(self, items: list[WorkItem], cancel: asyncio.Event | None = None) -> RunOutcome:
+    async def run(
+        self,
+        items: list[WorkItem],
+        cancel: asyncio.Event | None = None,
+        more: AsyncIterator[list[WorkItem]] | None = None,
+    ) -> RunOutcome:
+        """Run `items`, then the batches `more` yields (rendered while the first calls run),
+        in that order."""
         finished: dict[int, ExampleResult] = {}
-        queue: asyncio.Queue[tuple[int, WorkItem]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, WorkItem] | None] = asyncio.Queue()
         for position, item in enumerate(items):
             queue.put_nowait((position, item))
-        workers = [
-            asyncio.create_task(self._worker(queue, finished))
-            for _ in range(max(1, min(self.settings.concurrency, len(items))))
-        ]
+        count = self.settings.concurrency if more else min(self.settings.concurrency, len(items))
+        workers = [asyncio.create_task(self._worker(queue, finished)) for _ in range(max(1, count))]
+        if more is None:
+            _end_queue(queue, len(workers))
+        else:
+            workers.append(asyncio.create_task(_feed(queue, more, len(items), len(workers))))
         everything = asyncio.gather(*workers)
         outcome = RunOutcome(results=[])
         try:
@@ -152,13 +161,15 @@ class Runner:
         return True
 
     async def _worker(
-        self, queue: asyncio.Queue[tuple[int, WorkItem]], finished: dict[int, ExampleResult]
+        self,
+        queue: asyncio.Queue[tuple[int, WorkItem] | None],
+        finished: dict[int, ExampleResult],
     ) -> None:
         while True:
-            try:
-                position, item = queue.get_nowait()
-            except asyncio.QueueEmpty:
+            entry = await queue.get()
+            if entry is None:
                 return
+            position, item = entry
             result = await self.process(item)
             finished[position] = result
             if self.on_result is not None:
@@ -306,6 +317,27 @@ def _store_scores(result: ExampleResult, scores: dict[str, MetricScore]) -> None
         result.scores[key] = score.score
         if score.reason:
             result.reasons[key] = score.reason
+
+
+def _end_queue(queue: asyncio.Queue[tuple[int, WorkItem] | None], workers: int) -> None:
+    for _ in range(workers):
+        queue.put_nowait(None)  # one end mark per worker
+
+
+async def _feed(
+    queue: asyncio.Queue[tuple[int, WorkItem] | None],
+    batches: AsyncIterator[list[WorkItem]],
+    position: int,
+    workers: int,
+) -> None:
+    """Queue each batch as it comes, numbered after the items queued first."""
+    try:
+        async for batch in batches:
+            for item in batch:
+                queue.put_nowait((position, item))
+                position += 1
+    finally:
+        _end_queue(queue, workers)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

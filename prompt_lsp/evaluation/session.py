@@ -15,14 +15,14 @@ import logging
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prompt_lsp.evaluation import local_worker
 from prompt_lsp.evaluation.baseline import BaselineError, compare_with_baseline, load_baseline
-from prompt_lsp.evaluation.cache import ResponseCache, cache_key
+from prompt_lsp.evaluation.cache import CachedReply, ResponseCache, cache_key
 from prompt_lsp.evaluation.examples import load_examples
 from prompt_lsp.evaluation.local_model import (
     EMBEDDED_MODEL_NAME,
@@ -89,6 +89,8 @@ from prompt_lsp.history.store import RUNNING, HistoryStore, new_run_id, set_asid
 
 DEFAULT_METRIC = "rougeL"  # when `metrics:` is absent and the examples have expected values
 DEFAULT_RETRY = RetryPolicy()
+RENDER_AHEAD = 64  # examples rendered before the first call
+RENDER_BATCH = 256  # examples rendered at a time while the calls run
 logger = logging.getLogger(__name__)
 
 
@@ -112,6 +114,21 @@ class RunPlan:
     file: str
     examples: list[Example] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    pending: list[Example] = field(default_factory=list)  # still to render (`render_more`)
+    cache_identity: tuple[str, str] = ("", "")  # (model, config) as the cache keys name them
+
+    @property
+    def total(self) -> int:
+        """Work items of the whole run, rendered or not."""
+        return len(self.items) + len(self.pending) * self.repeat
+
+    def render_more(self, count: int) -> list[WorkItem]:
+        """Render the next `count` pending examples: their work items, also appended to
+        `items`. Renders untrusted templates: call it off the event loop."""
+        batch, self.pending = self.pending[:count], self.pending[count:]
+        items = [i for example in batch for i in _work_items(self, example)[0]]
+        self.items += items
+        return items
 
     def run_settings(self, retry: RetryPolicy | None) -> RunSettings:
         """What the runner needs of this plan."""
@@ -270,8 +287,14 @@ def check_parsable(doc: PromptDocument) -> None:
         raise EvalSetupError(f"line {line}: {setting.message} (run `prompt-lsp check`)")
 
 
-def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
-    """Parse, load and render everything; raises EvalSetupError before any model call."""
+def plan_run(
+    path: Path, text: str, options: EvalOptions, render_ahead: int | None = None
+) -> RunPlan:
+    """Parse, load and render everything; raises EvalSetupError before any model call.
+
+    With `render_ahead`, only that many examples are rendered once one of them renders; the
+    rest wait in `pending` (`RunPlan.render_more`), so the first calls need not wait for the
+    10,000th example."""
     doc = parse(text, bounded=False, path=str(path), language_setting=options.template_language)
     check_parsable(doc)
     examples, warnings = _select_examples(doc, path, options)
@@ -290,24 +313,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
     timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
-    key_config = hash_secrets(config)  # two keys never share a cache entry
-    key_model = _model_identity(model)
-    items = []
-    render_errors = []
-    for example in examples:
-        try:
-            messages = render_example(doc, example)
-        except EvalSetupError as err:  # this example fails; the others still run
-            render_errors.append(str(err))
-            items += [WorkItem(example, i, [], "", render_error=str(err)) for i in range(repeat)]
-            continue
-        for index in range(repeat):
-            key = cache_key(key_model, messages, key_config, index)
-            items.append(WorkItem(example, index, messages, key))
-    if examples and len(render_errors) == len(examples):
-        also = " (and so does every other example)" if len(examples) > 1 else ""
-        raise EvalSetupError(render_errors[0] + also)
-    return RunPlan(
+    plan = RunPlan(
         path=path,
         text=text,
         version=text_version(text),
@@ -315,7 +321,7 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
         model=model,
         config=config,
         metrics=metrics,
-        items=items,
+        items=[],
         repeat=repeat,
         concurrency=concurrency,
         timeout_s=timeout_s,
@@ -324,7 +330,36 @@ def plan_run(path: Path, text: str, options: EvalOptions) -> RunPlan:
         file=file_key(path, root),
         examples=examples,
         warnings=warnings,
+        cache_identity=(_model_identity(model), hash_secrets(config)),  # two keys never share
     )
+    first_error, rendered = None, False
+    for position, example in enumerate(examples):
+        if render_ahead is not None and rendered and position >= render_ahead:
+            plan.pending = examples[position:]
+            break
+        items, error = _work_items(plan, example)
+        plan.items += items
+        rendered = rendered or error is None
+        first_error = first_error or error
+    if examples and not rendered:
+        also = " (and so does every other example)" if len(examples) > 1 else ""
+        raise EvalSetupError(f"{first_error}{also}")
+    return plan
+
+
+def _work_items(plan: RunPlan, example: Example) -> tuple[list[WorkItem], str | None]:
+    """The example's work items (one per repeat) and its render error, if it has one (then the
+    items fail without a call; the other examples still run)."""
+    try:
+        messages = render_example(plan.doc, example)
+    except EvalSetupError as err:
+        error = str(err)
+        return [WorkItem(example, i, [], "", render_error=error) for i in range(plan.repeat)], error
+    model, config = plan.cache_identity
+    return [
+        WorkItem(example, index, messages, cache_key(model, messages, config, index))
+        for index in range(plan.repeat)
+    ], None
 
 
 def check_code_sandbox(metrics: list[MetricSpec]) -> None:
@@ -484,7 +519,9 @@ async def evaluate_prompt(
 
     Cancelling (the `cancel` event, or cancelling the task) records the finished part of the
     run with status "cancelled"; a task cancel then re-raises CancelledError."""
-    plan = await asyncio.to_thread(plan_run, path, text, options)  # renders untrusted templates
+    # renders untrusted templates, the first RENDER_AHEAD examples only: the rest are rendered
+    # while the first calls run
+    plan = await asyncio.to_thread(plan_run, path, text, options, RENDER_AHEAD)
     started_at, started = time.time(), time.perf_counter()
     try:
         state_dir = ensure_state_dir(plan.root / STATE_DIR_NAME)
@@ -499,11 +536,16 @@ async def evaluate_prompt(
     history = HistoryStore(state_dir / HISTORY_FILE)
     transport = RunTransport(max(plan.concurrency, 1))
     try:
-        calls = [item for item in plan.items if item.render_error is None]
-        hits = cache.get_many(item.key for item in calls) if cache else {}
+        hits = _cached_replies(cache, plan.items)
+        if plan.pending and all(item.key in hits for item in plan.items if not item.render_error):
+            # all cached so far: likely a re-run, which may need no call (nor key) at all
+            await asyncio.to_thread(plan.render_more, len(plan.pending))
+            hits = _cached_replies(cache, plan.items)
         await asyncio.to_thread(check_code_sandbox, plan.metrics)
         await asyncio.to_thread(prepare_metrics, plan.metrics)
-        needs_calls = any(item.key not in hits for item in calls)
+        needs_calls = bool(plan.pending) or any(
+            item.key not in hits for item in plan.items if not item.render_error
+        )
         if needs_calls and options.transport is None:
             transport.router, transport.routed = await _router_for(options, plan)
         await preflight(
@@ -513,7 +555,7 @@ async def evaluate_prompt(
             options.allowed_hosts or [],
             transport.routed,
         )
-        progress = _Progress(len(plan.items), on_progress)
+        progress = _Progress(plan.total, on_progress)
         recording = options.example_ids is None
         run_id = new_run_id()
         live = _LiveRecorder(history, run_id) if recording else None
@@ -529,7 +571,8 @@ async def evaluate_prompt(
         )
         progress.start()
         with _short_gil_switches():
-            outcome = await runner.run(plan.items, cancel)
+            rest = _rest_of(plan, cache, runner) if plan.pending else None
+            outcome = await runner.run(plan.items, cancel, rest)
         report = _record(
             plan,
             run_id,
@@ -547,6 +590,23 @@ async def evaluate_prompt(
         raise asyncio.CancelledError
     attach_baseline(report, path, options.workspace_root)
     return report
+
+
+def _cached_replies(cache: ResponseCache | None, items: list[WorkItem]) -> dict[str, CachedReply]:
+    if cache is None:
+        return {}
+    return cache.get_many(item.key for item in items if item.render_error is None)
+
+
+async def _rest_of(
+    plan: RunPlan, cache: ResponseCache | None, runner: Runner
+) -> AsyncIterator[list[WorkItem]]:
+    """The examples `plan_run` left pending, rendered off the event loop in batches, with
+    their cached replies given to the runner first."""
+    while plan.pending:
+        batch = await asyncio.to_thread(plan.render_more, RENDER_BATCH)
+        runner.cached.update(_cached_replies(cache, batch))
+        yield batch
 
 
 def attach_baseline(report: RunReport, path: Path, workspace_root: Path | None) -> None:
@@ -653,7 +713,7 @@ def _run_record(
         completion_tokens=sum(r.completion_tokens for r in results),
         n_ok=n_ok,
         n_failed=len(results) - n_ok,
-        total=len(plan.items),
+        total=plan.total,
         duration_s=duration_s,
         repeat=plan.repeat,
     )
