@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ from prompt_lsp.server.evaluate_text import (
     run_example_document,
     score_title,
 )
+from prompt_lsp.server.jobs import begin_progress, may_start, open_state
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -146,19 +146,13 @@ class Evaluations:
 
     async def start(self, state: DocumentState) -> None:
         evaluation = self.of(state.uri)
-        if evaluation.running:
-            self.ls.show_to_client("An evaluation of this prompt is already running.")
-            return
-        if state.path is None:
-            self.ls.show_to_client(
-                "Save the prompt to a file first: evaluation needs its folder.",
-                types.MessageType.Warning,
-            )
+        if not may_start(self.ls, state, evaluation.running, "evaluation"):
             return
         evaluation.cancel = asyncio.Event()
         evaluation.done = evaluation.failed = 0
         evaluation.total = _example_count(state)
-        token = await self._create_progress(state)
+        title = f"Evaluating {_name_of(state)}"
+        token = await begin_progress(self.ls, "eval", title, evaluation.cancel)
         if token is None:  # the client shows no $/progress: say it started, in words
             self.ls.show_to_client(
                 f"Evaluating {_name_of(state)} on {evaluation.total} example"
@@ -167,32 +161,7 @@ class Evaluations:
         evaluation.task = self.ls.spawn(self._run(state, evaluation, token))
         self.refresh(force=True)
 
-    async def _create_progress(self, state: DocumentState) -> str | None:
-        window = self.ls.client_capabilities.window
-        if not (window and window.work_done_progress):
-            return None
-        token = f"prompt-lsp-eval-{uuid.uuid4().hex[:12]}"
-        try:
-            await self.ls.work_done_progress.create_async(token)
-        except Exception as err:
-            self.ls.log_to_client(f"work done progress refused: {err!r}")
-            return None
-        self.ls.work_done_progress.begin(
-            token,
-            types.WorkDoneProgressBegin(
-                title=f"Evaluating {_name_of(state)}", cancellable=True, percentage=0
-            ),
-        )
-        return token
-
     async def _run(self, state: DocumentState, evaluation: Evaluation, token: str | None) -> None:
-        if token is not None:
-            future = self.ls.work_done_progress.tokens.get(token)
-            if future is not None:
-                future.add_done_callback(
-                    lambda f: evaluation.cancel.set() if f.cancelled() else None
-                )
-
         logged_at = time.monotonic()
 
         def on_progress(event) -> None:
@@ -503,18 +472,10 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
 
         return await asyncio.to_thread(all_lenses)
 
-    def state_for(uri: str) -> DocumentState:
-        state = ls.state(uri)
-        if state is None:
-            message = f"{uri} is not an open .prompt document: open it in the editor first."
-            ls.show_to_client(message, types.MessageType.Warning)
-            raise ValueError(message)
-        return state
-
     @ls.command(EVALUATE)
     @contained()
     async def evaluate(ls: PromptServer, args: UriArgs) -> None:
-        await evaluations.start(state_for(args.uri))
+        await evaluations.start(open_state(ls, args.uri))
 
     @ls.command(CANCEL)
     @contained()
@@ -537,7 +498,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(SHOW_RENDERED)
     @contained()
     async def show_rendered(ls: PromptServer, args: ExampleArgs) -> None:
-        state = state_for(args.uri)
+        state = open_state(ls, args.uri)
         # off the event loop: it reads the examples and renders an untrusted template
         name, text = await asyncio.to_thread(rendered_document, state, args.example)
         await evaluations.show(state, name, text)
@@ -545,7 +506,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(COMPARE)
     @contained()
     async def compare(ls: PromptServer, args: UriArgs) -> None:
-        state = state_for(args.uri)
+        state = open_state(ls, args.uri)
         report = await asyncio.to_thread(evaluations.report_for, state)
         evaluation = evaluations.running(args.uri)
         if report is None and evaluation is not None:
@@ -561,7 +522,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(RUN_EXAMPLE)
     @contained()
     async def run_example(ls: PromptServer, args: ExampleArgs) -> None:
-        state = state_for(args.uri)
+        state = open_state(ls, args.uri)
         if state.path is None:
             ls.show_to_client("Save the prompt to a file first.", types.MessageType.Warning)
             return

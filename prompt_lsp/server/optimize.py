@@ -6,7 +6,6 @@ works), recording the original in the history."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ from lsprotocol import types
 from prompt_lsp.evaluation import api
 from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError
 from prompt_lsp.format.model import Position, Range
+from prompt_lsp.server.jobs import begin_progress, may_start, open_state
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -151,37 +151,14 @@ class Optimizations:
 
     async def start(self, state: DocumentState, budget: int | None) -> None:
         optimization = self.of(state.uri)
-        if optimization.running:
-            self.ls.show_to_client("An optimisation of this prompt is already running.")
-            return
-        if state.path is None:
-            self.ls.show_to_client(
-                "Save the prompt to a file first: optimize needs its folder.",
-                types.MessageType.Warning,
-            )
+        if not may_start(self.ls, state, optimization.running, "optimisation"):
             return
         optimization.cancel = asyncio.Event()
         optimization.status = "starting"
-        token = await self._create_progress(state)
+        name = state.doc.name or (state.path.stem if state.path else "prompt")
+        token = await begin_progress(self.ls, "optimize", f"Optimizing {name}", optimization.cancel)
         optimization.task = self.ls.spawn(self._run(state, optimization, token, budget))
         self.ls.refresh_views(inlay_hints=False)
-
-    async def _create_progress(self, state: DocumentState) -> str | None:
-        window = self.ls.client_capabilities.window
-        if not (window and window.work_done_progress):
-            return None
-        token = f"prompt-lsp-optimize-{uuid.uuid4().hex[:12]}"
-        try:
-            await self.ls.work_done_progress.create_async(token)
-        except Exception as err:
-            self.ls.log_to_client(f"work done progress refused: {err!r}")
-            return None
-        name = state.doc.name or (state.path.stem if state.path else "prompt")
-        self.ls.work_done_progress.begin(
-            token,
-            types.WorkDoneProgressBegin(title=f"Optimizing {name}", cancellable=True, percentage=0),
-        )
-        return token
 
     async def _run(
         self,
@@ -190,13 +167,6 @@ class Optimizations:
         token: str | None,
         budget: int | None,
     ) -> None:
-        if token is not None:
-            future = self.ls.work_done_progress.tokens.get(token)
-            if future is not None:
-                future.add_done_callback(
-                    lambda f: optimization.cancel.set() if f.cancelled() else None
-                )
-
         def on_progress(event: OptimizeProgress) -> None:
             spent = (
                 f"{event.calls}/{event.budget} calls" if event.budget else f"{event.calls} calls"
@@ -282,18 +252,10 @@ def register(ls: PromptServer) -> Optimizations:
     ls.lens_providers.append(optimizations.lenses)
     ls.action_providers.append(optimizations.actions)
 
-    def state_for(uri: str) -> DocumentState:
-        state = ls.state(uri)
-        if state is None:
-            message = f"{uri} is not an open .prompt document: open it in the editor first."
-            ls.show_to_client(message, types.MessageType.Warning)
-            raise ValueError(message)
-        return state
-
     @ls.command(OPTIMIZE)
     @contained()
     async def optimize(ls: PromptServer, args: OptimizeArgs) -> None:
-        await optimizations.start(state_for(args.uri), args.budget)
+        await optimizations.start(open_state(ls, args.uri), args.budget)
 
     @ls.command(CANCEL)
     @contained()
@@ -314,7 +276,7 @@ def register(ls: PromptServer) -> Optimizations:
     @ls.command(SHOW)
     @contained()
     async def show(ls: PromptServer, args: UriArgs) -> None:
-        state = state_for(args.uri)
+        state = open_state(ls, args.uri)
         optimization = optimizations.by_uri.get(args.uri)
         if optimization is None or optimization.report is None:
             ls.show_to_client("Nothing optimized yet: run Optimize first.")

@@ -14,10 +14,10 @@ from lsprotocol import types
 from prompt_lsp.format.handlebars import HELPERS
 from prompt_lsp.format.keys import SCHEMA_TYPES
 from prompt_lsp.format.model import Entry, Message, PromptDocument, Range
+from prompt_lsp.format.rename import declaration_range
 from prompt_lsp.format.template import environment
 from prompt_lsp.format.text import one_line
 from prompt_lsp.server.convert import Positions
-from prompt_lsp.server.navigation import declaration_range
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
