@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jinja2 import meta
 
 from prompt_lsp.evaluation.examples import clear_cache, load_examples, load_examples_file
@@ -882,3 +884,63 @@ def test_an_edit_reads_the_front_matter_as_a_full_parse_does(edit) -> None:
     before = parse("\n".join(lines))
     edited = "\n".join(edit(lines, before.body_start_line + 1))
     assert _front(parse(edited, previous=before)) == _front(parse(edited))
+
+
+DATA_EDIT_TEMPLATE = """---
+input:
+  schema:
+    topic: string
+    items(array): string
+---
+system:
+Write about {{ topic }} for <|im_start|> readers {# a note #} today.
+{% for item in items %}- {{ item | upper }} and {{ loop.index }} more{% endfor %}
+user:
+Plain line with [brackets] and <article> tags, then {{ topic }}.
+{% if topic %}Yes {{ topic }}{% else %}No{% endif %} trailing words
+"""
+
+EDIT_TEXT = st.text(alphabet=st.sampled_from(list("ab {}%#<>|[]-.\n")), max_size=3)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 80), st.integers(0, 3), EDIT_TEXT),
+        min_size=1,
+        max_size=6,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_edits_beside_template_code_keep_an_analysis_equal_to_a_full_parse(edits) -> None:
+    """Typing on a line that holds Jinja, one keystroke after another: each version parsed from
+    the previous one reads exactly as a fresh parse of its text."""
+    text = DATA_EDIT_TEMPLATE
+    doc = parse(text)
+    for line_offset, column, removed, inserted in edits:
+        lines = text.split("\n")
+        n = min(doc.body_start_line + line_offset, len(lines) - 1)
+        column = min(column, len(lines[n]))
+        lines[n] = lines[n][:column] + inserted + lines[n][column + removed :]
+        text = "\n".join(lines)
+        doc = parse(text, previous=doc)
+        fresh = parse(text)
+        assert _analysis(doc) == _analysis(fresh)
+        assert doc.data_spans == fresh.data_spans
+
+
+def test_typing_in_the_text_of_a_template_line_skips_the_analysis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prompt_lsp.format import parser
+
+    before = parse(DATA_EDIT_TEMPLATE)
+    calls = []
+    real = parser.analyse_template_cached
+    monkeypatch.setattr(parser, "analyse_template_cached", lambda *a: calls.append(a) or real(*a))
+    edited = DATA_EDIT_TEMPLATE.replace("Write about", "Write a lot about")
+    after = parse(edited, previous=before)
+    assert calls == []
+    topic = next(u for u in after.names if u.name == "topic")
+    assert after.lines[topic.range.start.line][topic.range.start.character :].startswith("topic }}")
+    parse(DATA_EDIT_TEMPLATE.replace("readers {#", "readers {%"), previous=before)
+    assert len(calls) == 1  # a delimiter typed: analysed again

@@ -83,7 +83,7 @@ def test_csv_header_cells_keep_their_quotes_and_commas() -> None:
 
 
 def test_broken_files_give_no_edits_rather_than_wrong_ones() -> None:
-    assert examples_key_edits("- {topic: [unclosed\n", "yaml", "topic", "subject") == []
+    assert not examples_key_edits("- {topic: [unclosed\n", "yaml", "topic", "subject")
     broken_line = '{"topic": "a"\n{"topic": "b"}\n'
     edits = examples_key_edits(broken_line, "jsonl", "topic", "subject")
     assert [rng.start.line for rng, _ in edits] == [1]

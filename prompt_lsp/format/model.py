@@ -128,6 +128,9 @@ class PromptDocument:
     tokens: list[TokenUse] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     template_ok: bool = True  # the template language's parser read the body without error
+    # Jinja only: the body's plain-text spans (offsets in `body`), for reusing the analysis
+    # across an edit inside plain text (see `parser._data_edit`)
+    data_spans: list[tuple[int, int]] = field(default_factory=list)
     truncated: bool = False  # the text was too large to analyse fully
     template_format: TemplateFormat = DEFAULT_FORMAT  # dialect and template language
     path: str | None = None  # the file's path, when known (partials resolve beside it)

@@ -91,12 +91,16 @@ def _parse_into(
         return
     prompty = doc.template_format.dialect is Dialect.PROMPTY
     doc.messages = split_messages(body_lines, doc.body_start_line, prompty=prompty)
+    if previous is not None and (edit := _data_edit(doc, previous)) is not None:
+        _reuse_analysis(doc, previous, edit)
+        return
     if previous is not None and _only_prose_changed(doc, previous):
         doc.names, doc.blocks, doc.tokens = (
             list(previous.names),
             list(previous.blocks),
             list(previous.tokens),
         )
+        doc.data_spans = _moved_spans(previous.data_spans, _line_edit(doc, previous))
         if doc.template_format.language is TemplateLanguage.HANDLEBARS:
             # the `{{role}}` tags stay where they were; only a message's text changed
             doc.messages = [
@@ -105,6 +109,7 @@ def _parse_into(
             ]
         return
     body = "\n".join(body_lines)
+    language = doc.template_format.language
     analysis = _analyse(doc, body, bounded)
     doc.names, doc.blocks, doc.template_ok = (
         list(analysis.names),
@@ -112,6 +117,8 @@ def _parse_into(
         analysis.ok,
     )
     doc.problems.extend(analysis.problems)
+    if language is TemplateLanguage.JINJA:
+        doc.data_spans = list(analysis.data_spans)
     declared = set(doc.settings.tokens)
     doc.tokens = find_tokens(
         body,
@@ -207,6 +214,113 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
         _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
         for text in (doc.lines[line], previous.lines[line])
     )
+
+
+# Characters that may make or unmake Jinja syntax next to them (`{%`, `#}`, …).
+_DELIMITING = re.compile(r"[{}<>\[\]%#]")
+
+
+@dataclasses.dataclass(frozen=True)
+class _DataEdit:
+    """An edit of one line inside a plain-text span of the template: the text from `column`
+    (`removed` characters long before the edit) changed length by `delta`."""
+
+    line: int
+    column: int
+    removed: int
+    delta: int
+    offset: int  # of `column` in the previous body
+
+
+def _data_edit(doc: PromptDocument, previous: PromptDocument) -> _DataEdit | None:
+    """The edit from `previous`, when it changed one line of a Jinja body inside plain text,
+    touching no special token and making no Jinja syntax with its neighbours: then the
+    template's names, blocks and tokens are those of `previous`, shifted along that line."""
+    if (
+        previous.truncated
+        or not previous.template_ok
+        or not previous.data_spans
+        or previous.template_format != doc.template_format
+        or doc.template_format.language is not TemplateLanguage.JINJA
+        or previous.body_start_line != doc.body_start_line
+        or len(previous.lines) != len(doc.lines)
+    ):
+        return None
+    changed = [n for n, (a, b) in enumerate(zip(doc.lines, previous.lines, strict=True)) if a != b]
+    if len(changed) != 1 or changed[0] < doc.body_start_line:
+        return None
+    line = changed[0]
+    old, new = previous.lines[line], doc.lines[line]
+    if any(m.match(t) for m in (ROLE_MARKER, PROMPTY_ROLE_MARKER) for t in (old, new)):
+        return None
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0  # characters kept at the end
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    removed, inserted = old[start : len(old) - end], new[start : len(new) - end]
+    neighbours = old[start - 1 : start] + old[len(old) - end : len(old) - end + 1]
+    if _DELIMITING.search(removed + inserted + neighbours):
+        return None
+    stop = start + len(removed)
+    if any(
+        t.range.start.line <= line <= t.range.end.line
+        and (t.range.start.line < line or t.range.start.character <= stop)
+        and (t.range.end.line > line or t.range.end.character >= start)
+        for t in previous.tokens
+    ):
+        return None  # next to a special token or an angle tag: it may be another one now
+    offset = sum(len(text) + 1 for text in previous.lines[doc.body_start_line : line]) + start
+    if not any(s <= offset and offset + len(removed) <= e for s, e in previous.data_spans):
+        return None
+    return _DataEdit(line, start, len(removed), len(inserted) - len(removed), offset)
+
+
+def _reuse_analysis(doc: PromptDocument, previous: PromptDocument, edit: _DataEdit) -> None:
+    """`previous`'s analysis, moved by the edit (see `_data_edit`)."""
+
+    def moved(rng: Range) -> Range:
+        def position(at: Position) -> Position:
+            if at.line != edit.line or at.character < edit.column + edit.removed:
+                return at
+            return Position(at.line, at.character + edit.delta)
+
+        return Range(position(rng.start), position(rng.end))
+
+    def on_line(rng: Range) -> bool:
+        return rng.start.line == edit.line or rng.end.line == edit.line
+
+    doc.names = [
+        dataclasses.replace(n, range=moved(n.range)) if on_line(n.range) else n
+        for n in previous.names
+    ]
+    doc.blocks = [
+        dataclasses.replace(b, range=moved(b.range)) if on_line(b.range) else b
+        for b in previous.blocks
+    ]
+    doc.tokens = [
+        dataclasses.replace(t, range=moved(t.range)) if on_line(t.range) else t
+        for t in previous.tokens
+    ]
+    doc.data_spans = _moved_spans(previous.data_spans, edit)
+
+
+def _line_edit(doc: PromptDocument, previous: PromptDocument) -> _DataEdit:
+    """The one changed body line (`_only_prose_changed`) as an edit of the whole line."""
+    line = next(n for n, (a, b) in enumerate(zip(doc.lines, previous.lines, strict=True)) if a != b)
+    offset = sum(len(text) + 1 for text in previous.lines[doc.body_start_line : line])
+    old = len(previous.lines[line])
+    return _DataEdit(line, 0, old, len(doc.lines[line]) - old, offset)
+
+
+def _moved_spans(spans: list[tuple[int, int]], edit: _DataEdit) -> list[tuple[int, int]]:
+    """Plain-text spans after `edit`, which lies inside one of them."""
+    stop = edit.offset + edit.removed
+    return [
+        (s if s <= edit.offset else s + edit.delta, e if e < stop else e + edit.delta)
+        for s, e in spans
+    ]
 
 
 def _text_in(lines: list[str], rng: Range) -> str:

@@ -8,6 +8,7 @@ examples file. Rename edits all of them as one WorkspaceEdit.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,13 @@ async def rename_edit(
     files: list[tuple[str, int | None, list[types.TextEdit]]] = [(state.uri, state.version, edits)]
     examples = await examples_file(ls, state)
     if examples is not None and examples.uri != state.uri:
-        key_edits = await asyncio.to_thread(
-            examples_key_edits, examples.text, examples.kind, old, new
-        )
-        other = Positions(split_lines(examples.text), ls.encoding)
-        files.append(
-            (
-                examples.uri,
-                examples.version,
-                [types.TextEdit(other.range(r), text) for r, text in key_edits],
-            )
-        )
+
+        def text_edits() -> list[types.TextEdit]:
+            other = Positions(split_lines(examples.text), ls.encoding)
+            key_edits = examples_key_edits(examples.text, examples.kind, old, new)
+            return [types.TextEdit(other.range(r), text) for r, text in key_edits]
+
+        files.append((examples.uri, examples.version, await asyncio.to_thread(text_edits)))
     return workspace_edit(ls, files)
 
 
@@ -144,10 +141,21 @@ async def examples_references(
     examples = await examples_file(ls, state)
     if examples is None or examples.uri == state.uri:
         return []
-    spans = await asyncio.to_thread(examples_key_edits, examples.text, examples.kind, name, name)
-    lines = split_lines(examples.text)
-    other = Positions(lines, ls.encoding)
-    return [types.Location(examples.uri, other.range(_unquoted(lines, r))) for r, _ in spans]
+    found = await asyncio.to_thread(  # a file of 5,000 examples: off the event loop
+        _example_locations, examples.uri, examples.text, examples.kind, name, ls.encoding
+    )
+    return list(found)
+
+
+@functools.lru_cache(maxsize=8)
+def _example_locations(
+    uri: str, text: str, kind: str, name: str, encoding: str
+) -> tuple[types.Location, ...]:
+    """Remembered: an editor asks again after every keystroke in the prompt."""
+    spans = examples_key_edits(text, kind, name, name)
+    lines = split_lines(text)
+    other = Positions(lines, encoding)
+    return tuple(types.Location(uri, other.range(_unquoted(lines, r))) for r, _ in spans)
 
 
 def _unquoted(lines: list[str], rng: Range) -> Range:
