@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -244,3 +245,42 @@ def test_a_worker_that_cannot_load_the_model_is_one_clear_error(tmp_path: Path) 
         assert "broken.gguf" in str(error.value)
     finally:
         worker.stop()
+
+
+@pytest.mark.parametrize(
+    ("setting", "load", "threads"),
+    [
+        (None, 0.1, 2),  # an idle 2-core machine: both cores
+        (None, 1.2, 1),  # one core busy
+        (None, 7.5, 1),  # loaded: one thread (two would wait for each other)
+        ("3", 7.5, 3),  # the user's setting wins
+        ("many", 0.1, 2),  # a setting that is no number is ignored
+    ],
+)
+def test_the_embedded_model_takes_the_idle_cores_unless_told(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, load: float, threads: int
+) -> None:
+    from prompt_lsp.evaluation.local_model import THREADS_VARIABLE, thread_count
+
+    if setting is None:
+        monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(THREADS_VARIABLE, setting)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert thread_count() == threads
+
+
+def test_the_language_server_keeps_a_core_for_typing() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import os, prompt_lsp.server as s\n"
+        "s.create_server = lambda: (_ for _ in ()).throw(SystemExit(0))\n"
+        "try:\n    s.run_server()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('PROMPT_LSP_LOCAL_THREADS'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PROMPT_LSP_LOCAL_THREADS"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "1", done.stderr

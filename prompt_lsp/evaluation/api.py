@@ -24,6 +24,7 @@ from prompt_lsp.evaluation.formatting import (
     shorten,
     stats_sentence,
 )
+from prompt_lsp.evaluation.local_model import THREADS_VARIABLE
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.history import paths
 from prompt_lsp.history.paths import UnsafePathError, baseline_stamp, state_root_for, text_version
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # heavy modules: types only
     from prompt_lsp.format.model import PromptDocument
 
 __all__ = [
+    "THREADS_VARIABLE",
     "MAX_EXAMPLES_BYTES",
     "EvalOptions",
     "EvalSetupError",

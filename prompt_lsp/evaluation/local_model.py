@@ -31,10 +31,25 @@ from typing import Any
 
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
 CONTEXT_TOKENS = 2048
-# One thread: on a loaded 2-core machine, llama.cpp's threads wait for each other at every
-# layer and two ran 6-10× slower than one (see README, performance); one also leaves a core to
-# the editor. PROMPT_LSP_LOCAL_THREADS overrides it.
-THREADS = max(1, int(os.environ.get("PROMPT_LSP_LOCAL_THREADS", "1") or 1))
+THREADS_VARIABLE = "PROMPT_LSP_LOCAL_THREADS"
+
+
+def thread_count() -> int:
+    """llama.cpp threads: PROMPT_LSP_LOCAL_THREADS when set (the language server sets 1, so a
+    core stays with the editor); else one per idle core by the load average, at least one. On a
+    loaded 2-core machine llama.cpp's threads wait for each other at every layer, and two ran
+    6-10× slower than one; on an idle one, two are 1.3× faster (see README, performance)."""
+    setting = os.environ.get(THREADS_VARIABLE, "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this system: the safe choice
+        return 1
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
 DEFAULT_MAX_TOKENS = 256
 ROLE_STOPS = ("\nUser:", "\nSystem:", "\n\n\n")
 LOCAL_EXTRA_MESSAGE = (
@@ -222,13 +237,14 @@ def _load_llama(path: str) -> Any:
     except ImportError as err:
         raise LocalModelError(LOCAL_EXTRA_MESSAGE) from err
     _silence_llama_logs(llama_cpp)
+    threads = thread_count()
     with contextlib.redirect_stderr(io.StringIO()):  # its metadata dump; fd 2 is untouched
         try:
             llama = llama_cpp.Llama(
                 model_path=path,
                 n_ctx=CONTEXT_TOKENS,
-                n_threads=THREADS,
-                n_threads_batch=THREADS,
+                n_threads=threads,
+                n_threads_batch=threads,
                 verbose=True,  # see the module docstring: False would dup2 over fd 1
             )
         except (ValueError, RuntimeError, OSError) as err:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 
+from prompt_lsp.evaluation.api import THREADS_VARIABLE
 from prompt_lsp.server.protocol import BoundedInput
 from prompt_lsp.server.server import PromptServer
 
@@ -51,6 +53,8 @@ def run_server(
         level=logging.WARNING, handlers=[handler], format="%(asctime)s %(name)s %(message)s"
     )
     logging.getLogger("prompt_lsp").setLevel(logging.INFO)
+    # The embedded model's worker gets one thread: the other core answers the typing.
+    os.environ.setdefault(THREADS_VARIABLE, "1")
     ls = create_server()
     quiet_garbage_collection()
     # Checks and model calls run in worker threads; with the default 5 ms GIL switch interval a
