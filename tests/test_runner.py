@@ -278,10 +278,11 @@ async def test_repeat_reports_mean_and_stdev(
 
 
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+@pytest.mark.parametrize("count", [30, 300], ids=["rendered-first", "rendered-while-running"])
 async def test_cancel_event_keeps_finished_results(
-    scripted: ScriptedProvider, write_prompt: Callable[..., Path]
+    scripted: ScriptedProvider, write_prompt: Callable[..., Path], count: int
 ) -> None:
-    path = write_prompt(PROMPT, examples=cases(30))
+    path = write_prompt(PROMPT, examples=cases(count))
     scripted.script(lambda prompt, attempt: Step(text="x", delay=0.05))
     cancel = asyncio.Event()
 
@@ -293,10 +294,10 @@ async def test_cancel_event_keeps_finished_results(
         path, path.read_text(), options(concurrency=2), on_progress=on_progress, cancel=cancel
     )
     assert report.status == "cancelled"
-    assert 5 <= len(report.results) < 30 and report.total == 30
+    assert 5 <= len(report.results) < 30 and report.total == count
     with history_of(path) as history:
         run = history.run(report.run_id)
-        assert run is not None and run.status == "cancelled"
+        assert run is not None and run.status == "cancelled" and run.total == count
         assert history.count_results(report.run_id) == len(report.results) == run.n_ok
     assert load_last_report(path, path.read_text()) is None  # a cancelled run is not "the" score
 

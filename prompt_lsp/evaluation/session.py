@@ -119,8 +119,8 @@ class RunPlan:
 
     @property
     def total(self) -> int:
-        """Work items of the whole run, rendered or not."""
-        return len(self.items) + len(self.pending) * self.repeat
+        """Work items of the whole run, rendered or not (a batch may be rendering meanwhile)."""
+        return len(self.examples) * self.repeat
 
     def render_more(self, count: int) -> list[WorkItem]:
         """Render the next `count` pending examples: their work items, also appended to
