@@ -40,6 +40,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from mock_openai import MockOpenAI  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from eval_throughput import example_rows  # noqa: E402
+from eval_throughput import write_workspace as write_prompt_workspace  # noqa: E402
+
 DEFAULT_PROMPTFOO_DIR = Path.home() / ".cache" / "prompt-lsp-bench" / "promptfoo"
 TARGETS = {
     "ratio": 1.5,  # wall / ideal, cold
@@ -47,23 +51,6 @@ TARGETS = {
     "exit_s": 0.3,
     "cpu_ms": 5.0,
 }
-
-PROMPT = """---
-model: openai/bench-model
-config:
-  temperature: 0
-examples: cases.jsonl
-metrics:
-  - exact_match
-  - rougeL
-eval:
-  concurrency: {concurrency}
----
-system:
-You summarize in one sentence.
-user:
-Summarize item {{{{ n }}}}: {{{{ text }}}}
-"""
 
 PROMPTFOO_CONFIG = """description: prompt-lsp eval_http bench
 prompts:
@@ -85,20 +72,10 @@ tests: file://cases.csv
 """
 
 
-def user_text(i: int) -> str:
-    return f"Summarize item {i}: The council approved plan number {i} on Tuesday."
-
-
 def write_workspace(folder: Path, examples: int, concurrency: int, base_url: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / ".git").mkdir(exist_ok=True)
-    rows = []
-    for i in range(examples):
-        text = f"The council approved plan number {i} on Tuesday."
-        expected = "A short summary of " + user_text(i)[:40]
-        rows.append({"id": f"e{i}", "input": {"n": i, "text": text}, "expected": expected})
-    (folder / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (folder / "bench.prompt").write_text(PROMPT.format(concurrency=concurrency))
+    """The throughput bench's prompt and examples on `openai/`, and promptfoo's copy of them."""
+    write_prompt_workspace(folder, examples, concurrency, model="openai/bench-model")
+    rows = example_rows(examples)
     # promptfoo: the same messages, the same examples (CSV), the same metrics.
     messages = [
         {"role": "system", "content": "You summarize in one sentence."},

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from prompt_lsp.evaluation.providers import load_litellm, register_provider  # noqa: E402
 
 PROMPT = """---
-model: fixed/bench-model
+model: {model}
 config:
   temperature: 0
 examples: cases.jsonl
@@ -62,22 +62,25 @@ def fixed_latency_provider(latency_s: float) -> Any:
     return FixedLatency()
 
 
-def write_workspace(folder: Path, examples: int, concurrency: int) -> Path:
-    (folder / ".git").mkdir()
-    lines = [
-        json.dumps(
-            {
-                "id": f"e{i}",
-                "input": {"n": i, "text": f"The council approved plan number {i} on Tuesday."},
-                "expected": "A short summary of "
-                + f"Summarize item {i}: The council approved plan number {i} on Tuesday."[:40],
-            }
-        )
-        for i in range(examples)
-    ]
-    (folder / "cases.jsonl").write_text("\n".join(lines) + "\n")
+def example_rows(examples: int) -> list[dict[str, Any]]:
+    """The bench's examples: the fixed-latency replies (and the mock server's) score 1.0."""
+    rows = []
+    for i in range(examples):
+        text = f"The council approved plan number {i} on Tuesday."
+        expected = "A short summary of " + f"Summarize item {i}: {text}"[:40]
+        rows.append({"id": f"e{i}", "input": {"n": i, "text": text}, "expected": expected})
+    return rows
+
+
+def write_workspace(
+    folder: Path, examples: int, concurrency: int, model: str = "fixed/bench-model"
+) -> Path:
+    """`bench.prompt` and its `cases.jsonl` in `folder` (a git root)."""
+    (folder / ".git").mkdir(parents=True, exist_ok=True)
+    rows = example_rows(examples)
+    (folder / "cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     path = folder / "bench.prompt"
-    path.write_text(PROMPT.format(concurrency=concurrency))
+    path.write_text(PROMPT.format(concurrency=concurrency, model=model))
     return path
 
 
@@ -181,7 +184,8 @@ async def main() -> None:
         assert cached.calls == 0 and all(r.cached for r in cached.results)
         print(
             f"fully cached re-run of {args.examples}: {cached_wall:.2f} s (target < 2 s); "
-            f"headline {cached.headline_score:.3f}"
+            f"headline {cached.headline.key} "
+            f"{cached.aggregates[cached.headline.key]:.3f}"
         )
     print(f"ROUGE-L scoring rate: {rouge_rate(1000):,.0f} pairs/s (fresh pairs, stemming on)")
     print(f"embedded model (gemma-3-270m), {local_tokens_per_second()}")
