@@ -406,12 +406,7 @@ async def litellm_transport(
     kwargs = dict(config)
     kwargs.setdefault("num_retries", 0)  # the runner retries, with backoff and Retry-After
     response = await litellm.acompletion(model=model, messages=messages, **kwargs)
-    return ModelReply(
-        text=_reply_text(response),
-        prompt_tokens=_usage(response, "prompt_tokens"),
-        completion_tokens=_usage(response, "completion_tokens"),
-        cost=_cost(litellm, response, model),
-    )
+    return _model_reply(litellm, response, model)
 
 
 class RunTransport:
@@ -460,6 +455,11 @@ async def routed_transport(
     litellm = load_litellm()
     kwargs = {k: v for k, v in config.items() if k not in _DEPLOYMENT_KEYS}
     response = await router.acompletion(model=model, messages=messages, **kwargs)
+    return _model_reply(litellm, response, model)
+
+
+def _model_reply(litellm: Any, response: Any, model: str) -> ModelReply:
+    """What the runner keeps of a litellm response."""
     return ModelReply(
         text=_reply_text(response),
         prompt_tokens=_usage(response, "prompt_tokens"),

@@ -52,6 +52,7 @@ def _parse_into(
     doc: PromptDocument, bounded: bool, previous: PromptDocument | None, setting: str | None
 ) -> None:
     lines = doc.lines
+    changed = _changed_lines(doc, previous)
     same_front_matter = previous is not None and _same_front_matter(doc, previous)
     if previous is not None and same_front_matter:
         _copy_front_matter(doc, previous)
@@ -63,7 +64,7 @@ def _parse_into(
         and same_front_matter
         and previous.language_setting == setting
         and previous.path == doc.path
-        and _format_unchanged(doc, previous)
+        and _format_unchanged(doc, previous, changed)
     ):
         doc.template_format = previous.template_format  # the scan costs ms on a long body
     else:
@@ -91,16 +92,17 @@ def _parse_into(
         return
     prompty = doc.template_format.dialect is Dialect.PROMPTY
     doc.messages = split_messages(body_lines, doc.body_start_line, prompty=prompty)
-    if previous is not None and (edit := _data_edit(doc, previous)) is not None:
+    line = _reusable_edit_line(doc, previous, changed)
+    if previous is not None and line is not None and (edit := _data_edit(doc, previous, line)):
         _reuse_analysis(doc, previous, edit)
         return
-    if previous is not None and _only_prose_changed(doc, previous):
+    if previous is not None and line is not None and _only_prose_changed(doc, previous, line):
         doc.names, doc.blocks, doc.tokens = (
             list(previous.names),
             list(previous.blocks),
             list(previous.tokens),
         )
-        doc.data_spans = _moved_spans(previous.data_spans, _line_edit(doc, previous))
+        doc.data_spans = _moved_spans(previous.data_spans, _line_edit(doc, previous, line))
         if doc.template_format.language is TemplateLanguage.HANDLEBARS:
             # the `{{role}}` tags stay where they were; only a message's text changed
             doc.messages = [
@@ -141,15 +143,19 @@ def _analyse(doc: PromptDocument, body: str, bounded: bool) -> TemplateAnalysis:
     return analyse_template_cached(body, doc.body_start_line, bounded)
 
 
-def _format_unchanged(doc: PromptDocument, previous: PromptDocument) -> bool:
+def _changed_lines(doc: PromptDocument, previous: PromptDocument | None) -> list[int] | None:
+    """The lines the edit from `previous` changed; None when it added or removed lines."""
+    if previous is None or len(previous.lines) != len(doc.lines):
+        return None
+    return [n for n, (a, b) in enumerate(zip(doc.lines, previous.lines, strict=True)) if a != b]
+
+
+def _format_unchanged(
+    doc: PromptDocument, previous: PromptDocument, changed: list[int] | None
+) -> bool:
     """Whether the edit from `previous` changed one body line that held, and holds, no template
     syntax nor role marker: then what decides the template language is as it was."""
-    if len(previous.lines) != len(doc.lines):
-        return False
-    changed = [
-        n for n, (new, old) in enumerate(zip(doc.lines, previous.lines, strict=True)) if new != old
-    ]
-    if len(changed) > 1:
+    if changed is None or len(changed) > 1:
         return False
     return not any(
         _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
@@ -192,24 +198,30 @@ def _copy_front_matter(doc: PromptDocument, previous: PromptDocument) -> None:
 _STRUCTURAL = re.compile(r"[{}<>\[\]]")
 
 
-def _only_prose_changed(doc: PromptDocument, previous: PromptDocument) -> bool:
-    """Whether the edit from `previous` changed one body line that held, and holds, only prose:
-    then every Jinja name, block and special token stays where it was (it sits on other lines)
-    and the template analysis, the costly part of a parse, can be kept."""
+def _reusable_edit_line(
+    doc: PromptDocument, previous: PromptDocument | None, changed: list[int] | None
+) -> int | None:
+    """The one body line the edit from `previous` changed, when `previous` was analysed in
+    full and without error in the same format, with the body starting where it does now: the
+    edits whose analysis may be kept (`_data_edit`, `_only_prose_changed`)."""
     if (
-        previous.truncated
+        previous is None
+        or changed is None
+        or len(changed) != 1
+        or changed[0] < doc.body_start_line
+        or previous.truncated
         or previous.template_format != doc.template_format
         or not previous.template_ok
         or previous.body_start_line != doc.body_start_line
-        or len(previous.lines) != len(doc.lines)
     ):
-        return False
-    changed = [
-        n for n, (new, old) in enumerate(zip(doc.lines, previous.lines, strict=True)) if new != old
-    ]
-    if len(changed) != 1 or changed[0] < doc.body_start_line:
-        return False
-    line = changed[0]
+        return None
+    return changed[0]
+
+
+def _only_prose_changed(doc: PromptDocument, previous: PromptDocument, line: int) -> bool:
+    """Whether the changed `line` held, and holds, only prose: then every Jinja name, block and
+    special token stays where it was (it sits on other lines) and the template analysis, the
+    costly part of a parse, can be kept."""
     return not any(
         _STRUCTURAL.search(text) or ROLE_MARKER.match(text) or PROMPTY_ROLE_MARKER.match(text)
         for text in (doc.lines[line], previous.lines[line])
@@ -232,24 +244,12 @@ class _DataEdit:
     offset: int  # of `column` in the previous body
 
 
-def _data_edit(doc: PromptDocument, previous: PromptDocument) -> _DataEdit | None:
-    """The edit from `previous`, when it changed one line of a Jinja body inside plain text,
+def _data_edit(doc: PromptDocument, previous: PromptDocument, line: int) -> _DataEdit | None:
+    """The edit of `line` from `previous`, when it lies inside plain text of a Jinja body,
     touching no special token and making no Jinja syntax with its neighbours: then the
     template's names, blocks and tokens are those of `previous`, shifted along that line."""
-    if (
-        previous.truncated
-        or not previous.template_ok
-        or not previous.data_spans
-        or previous.template_format != doc.template_format
-        or doc.template_format.language is not TemplateLanguage.JINJA
-        or previous.body_start_line != doc.body_start_line
-        or len(previous.lines) != len(doc.lines)
-    ):
+    if not previous.data_spans or doc.template_format.language is not TemplateLanguage.JINJA:
         return None
-    changed = [n for n, (a, b) in enumerate(zip(doc.lines, previous.lines, strict=True)) if a != b]
-    if len(changed) != 1 or changed[0] < doc.body_start_line:
-        return None
-    line = changed[0]
     old, new = previous.lines[line], doc.lines[line]
     if any(m.match(t) for m in (ROLE_MARKER, PROMPTY_ROLE_MARKER) for t in (old, new)):
         return None
@@ -306,9 +306,8 @@ def _reuse_analysis(doc: PromptDocument, previous: PromptDocument, edit: _DataEd
     doc.data_spans = _moved_spans(previous.data_spans, edit)
 
 
-def _line_edit(doc: PromptDocument, previous: PromptDocument) -> _DataEdit:
-    """The one changed body line (`_only_prose_changed`) as an edit of the whole line."""
-    line = next(n for n, (a, b) in enumerate(zip(doc.lines, previous.lines, strict=True)) if a != b)
+def _line_edit(doc: PromptDocument, previous: PromptDocument, line: int) -> _DataEdit:
+    """The changed `line` (`_only_prose_changed`) as an edit of the whole line."""
     offset = sum(len(text) + 1 for text in previous.lines[doc.body_start_line : line])
     old = len(previous.lines[line])
     return _DataEdit(line, 0, old, len(doc.lines[line]) - old, offset)

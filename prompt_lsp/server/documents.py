@@ -26,6 +26,7 @@ from prompt_lsp.format import PromptDocument, parse
 from prompt_lsp.format.examples import FORMATS as EXAMPLE_FORMATS
 from prompt_lsp.format.text import text_version
 from prompt_lsp.server.convert import Positions, to_diagnostic
+from prompt_lsp.server.jobs import Job
 from prompt_lsp.server.state import DocumentState
 
 if TYPE_CHECKING:
@@ -59,19 +60,13 @@ def fs_path(uri: str) -> Path | None:
 
 
 @dataclass
-class Evaluation:
+class Evaluation(Job):
     """Evaluations of one prompt document: the running one, and the last finished report."""
 
-    task: asyncio.Task | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
     done: int = 0
     total: int = 0
     failed: int = 0
     report: RunReport | None = None  # the last finished run (any version of the text)
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
 
 
 @dataclass

@@ -30,7 +30,7 @@ from prompt_lsp.server.evaluate_text import (
     run_example_document,
     score_title,
 )
-from prompt_lsp.server.jobs import begin_progress, may_start, open_state
+from prompt_lsp.server.jobs import begin_progress, cancel_job, may_start, open_state
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -146,7 +146,7 @@ class Evaluations:
 
     async def start(self, state: DocumentState) -> None:
         evaluation = self.of(state.uri)
-        if not may_start(self.ls, state, evaluation.running, "evaluation"):
+        if not may_start(self.ls, state, evaluation, "evaluation"):
             return
         evaluation.cancel = asyncio.Event()
         evaluation.done = evaluation.failed = 0
@@ -480,11 +480,7 @@ def register(ls: PromptServer, scheduler: DiagnosticsScheduler) -> Evaluations:
     @ls.command(CANCEL)
     @contained()
     def cancel(ls: PromptServer, args: UriArgs) -> None:
-        evaluation = evaluations.running(args.uri)
-        if evaluation is None or not evaluation.running:
-            ls.show_to_client("No evaluation of this prompt is running.")
-            return
-        evaluation.cancel.set()
+        cancel_job(ls, evaluations.running(args.uri), "evaluation")
 
     @ls.command(STATUS)
     @contained()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -12,6 +13,26 @@ from lsprotocol import types
 if TYPE_CHECKING:
     from prompt_lsp.server.server import PromptServer
     from prompt_lsp.server.state import DocumentState
+
+
+@dataclass
+class Job:
+    """A long job on one prompt document: its task while it runs, and its cancel event."""
+
+    task: asyncio.Task | None = None
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+def cancel_job(ls: PromptServer, job: Job | None, name: str) -> None:
+    """Cancel `job`, or tell the user no `name` ("evaluation", …) of this prompt runs."""
+    if job is None or not job.running:
+        ls.show_to_client(f"No {name} of this prompt is running.")
+        return
+    job.cancel.set()
 
 
 def open_state(ls: PromptServer, uri: str) -> DocumentState:
@@ -24,15 +45,15 @@ def open_state(ls: PromptServer, uri: str) -> DocumentState:
     return state
 
 
-def may_start(ls: PromptServer, state: DocumentState, running: bool, job: str) -> bool:
-    """False (and the user told why) while the same job runs on this prompt, or when the
-    prompt has no file yet: `job` names it ("evaluation", "optimisation")."""
-    if running:
-        ls.show_to_client(f"An {job} of this prompt is already running.")
+def may_start(ls: PromptServer, state: DocumentState, job: Job, name: str) -> bool:
+    """False (and the user told why) while `job` runs on this prompt, or when the prompt has
+    no file yet: `name` names the job ("evaluation", "optimisation")."""
+    if job.running:
+        ls.show_to_client(f"An {name} of this prompt is already running.")
         return False
     if state.path is None:
         ls.show_to_client(
-            f"Save the prompt to a file first: {job} needs its folder.",
+            f"Save the prompt to a file first: {name} needs its folder.",
             types.MessageType.Warning,
         )
         return False

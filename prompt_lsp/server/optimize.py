@@ -6,7 +6,7 @@ works), recording the original in the history."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ from lsprotocol import types
 from prompt_lsp.evaluation import api
 from prompt_lsp.evaluation.api import EvalOptions, EvalSetupError
 from prompt_lsp.format.model import Position, Range
-from prompt_lsp.server.jobs import begin_progress, may_start, open_state
+from prompt_lsp.server.jobs import Job, begin_progress, cancel_job, may_start, open_state
 from prompt_lsp.server.server import PromptServer, contained
 from prompt_lsp.server.state import DocumentState
 
@@ -42,17 +42,11 @@ class UriArgs:
 
 
 @dataclass
-class Optimization:
+class Optimization(Job):
     """The optimisation of one prompt document: running, or its last report."""
 
-    task: asyncio.Task | None = None
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
     status: str = ""
     report: OptimizeReport | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.task is not None and not self.task.done()
 
 
 def apply_title(report: OptimizeReport) -> str:
@@ -151,7 +145,7 @@ class Optimizations:
 
     async def start(self, state: DocumentState, budget: int | None) -> None:
         optimization = self.of(state.uri)
-        if not may_start(self.ls, state, optimization.running, "optimisation"):
+        if not may_start(self.ls, state, optimization, "optimisation"):
             return
         optimization.cancel = asyncio.Event()
         optimization.status = "starting"
@@ -260,11 +254,7 @@ def register(ls: PromptServer) -> Optimizations:
     @ls.command(CANCEL)
     @contained()
     def cancel(ls: PromptServer, args: UriArgs) -> None:
-        optimization = optimizations.by_uri.get(args.uri)
-        if optimization is None or not optimization.running:
-            ls.show_to_client("No optimisation of this prompt is running.")
-            return
-        optimization.cancel.set()
+        cancel_job(ls, optimizations.by_uri.get(args.uri), "optimisation")
 
     @ls.command(STATUS)
     @contained()
