@@ -248,27 +248,53 @@ def test_a_worker_that_cannot_load_the_model_is_one_clear_error(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
-    ("setting", "load", "threads"),
+    ("setting", "idle", "load", "threads"),
     [
-        (None, 0.1, 2),  # an idle 2-core machine: both cores
-        (None, 1.2, 1),  # one core busy
-        (None, 7.5, 1),  # loaded: one thread (two would wait for each other)
-        ("3", 7.5, 3),  # the user's setting wins
-        ("many", 0.1, 2),  # a setting that is no number is ignored
+        (None, 1.9, 5.0, 2),  # an idle 2-core machine: both cores (the load average lags)
+        (None, 1.5, 0.1, 1),  # half a core busy right now: one thread
+        (None, 0.2, 0.1, 1),  # loaded: one thread (two would wait for each other)
+        (None, None, 0.1, 2),  # no /proc/stat: the load average says
+        (None, None, 1.2, 1),
+        ("3", 0.0, 7.5, 3),  # the user's setting wins
+        ("many", 2.0, 0.1, 2),  # a setting that is no number is ignored
     ],
 )
 def test_the_embedded_model_takes_the_idle_cores_unless_told(
-    monkeypatch: pytest.MonkeyPatch, setting: str | None, load: float, threads: int
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    idle: float | None,
+    load: float,
+    threads: int,
 ) -> None:
-    from prompt_lsp.evaluation.local_model import THREADS_VARIABLE, thread_count
+    from prompt_lsp.evaluation import local_model
 
     if setting is None:
-        monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+        monkeypatch.delenv(local_model.THREADS_VARIABLE, raising=False)
     else:
-        monkeypatch.setenv(THREADS_VARIABLE, setting)
+        monkeypatch.setenv(local_model.THREADS_VARIABLE, setting)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(local_model, "idle_cores", lambda: idle)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert thread_count() == threads
+    assert local_model.thread_count() == threads
+
+
+def test_idle_cores_sees_a_busy_core_at_once() -> None:
+    import subprocess
+    import sys
+
+    from prompt_lsp.evaluation.local_model import idle_cores
+
+    cores = os.cpu_count() or 1
+    spinning = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.2)
+        busy = idle_cores(0.3)
+    finally:
+        spinning.kill()
+        spinning.wait()
+    assert busy is not None and 0 <= busy <= cores - 0.6
 
 
 def test_the_language_server_keeps_a_core_for_typing() -> None:

@@ -266,6 +266,16 @@ def embedded_model_path() -> str | None:
     return str(target)
 
 
+def embedded_model_bytes() -> int | None:
+    """The embedded model's size, from its chunks (nothing assembled); None without them."""
+    package = _embedded_package()
+    chunks = _chunk_paths(package) if package is not None else []
+    try:
+        return sum(chunk.stat().st_size for chunk in chunks) if chunks else None
+    except OSError:
+        return None
+
+
 def embedded_model_info() -> GGUFInfo | None:
     """Metadata of the embedded model without assembling it: read from its first chunk.
 

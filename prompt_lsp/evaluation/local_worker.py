@@ -9,12 +9,14 @@ key-value cache for the prompt prefix every example shares). It runs at a lower 
 talks JSON lines over its stdin/stdout: `generate` (streams `token` progress events, then
 `done` or `error`), `cancel` (stops a generation at its next token) and `stop`.
 
-The parent side is `generate()`: blocking (callers run it in a worker thread), cancellable with
-a `threading.Event`, raising `LocalModelError` for what the model cannot do.
+The parent side is `agenerate()` (awaited; the runner has as many generations in flight as the
+worker decodes together) or `generate()` (blocking, cancellable with a `threading.Event`); both
+raise `LocalModelError` for what the model cannot do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
@@ -94,15 +96,15 @@ class LocalWorker:
             process.kill()
             process.wait()
 
-    def generate(
+    def submit(
         self,
         gguf: Path,
         prompt: str,
         params: dict[str, Any],
-        abort: threading.Event | None = None,
         on_progress: ProgressCallback | None = None,
-    ) -> Generation:
-        """One generation in the worker (started if needed); blocking."""
+    ) -> tuple[int, Future[dict[str, Any]]]:
+        """Send one generation to the worker (started if needed): its id and its reply to
+        come; the worker decodes the generations it has together. `finish(id)` after."""
         self.start()
         request_id = next(self._ids)
         future: Future[dict[str, Any]] = Future()
@@ -116,18 +118,33 @@ class LocalWorker:
         }
         try:
             self._send(message)
-            reply = self._wait(future, request_id, abort)
-        finally:
+        except LocalModelError:
             self._pending.pop(request_id, None)
-        if reply.get("event") == "error":
-            raise LocalModelError(str(reply.get("message") or "the local model failed"))
-        return Generation(
-            text=str(reply.get("text", "")),
-            prompt_tokens=int(reply.get("prompt_tokens", 0)),
-            completion_tokens=int(reply.get("completion_tokens", 0)),
-            finish_reason=str(reply.get("finish_reason", "stop")),
-            seconds=float(reply.get("seconds", 0.0)),
-        )
+            raise
+        return request_id, future
+
+    def cancel(self, request_id: int) -> None:
+        """Stop a generation at its next token (its reply still comes, with what it has)."""
+        with contextlib.suppress(OSError, ValueError, LocalModelError):
+            self._send({"op": "cancel", "id": request_id})
+
+    def finish(self, request_id: int) -> None:
+        self._pending.pop(request_id, None)
+
+    def generate(
+        self,
+        gguf: Path,
+        prompt: str,
+        params: dict[str, Any],
+        abort: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Generation:
+        """One generation in the worker; blocking."""
+        request_id, future = self.submit(gguf, prompt, params, on_progress)
+        try:
+            return generation_from(self._wait(future, request_id, abort))
+        finally:
+            self.finish(request_id)
 
     def _wait(
         self, future: Future[dict[str, Any]], request_id: int, abort: threading.Event | None
@@ -140,8 +157,7 @@ class LocalWorker:
                 pass
             if abort is not None and abort.is_set() and not cancelled:
                 cancelled = True
-                with contextlib.suppress(OSError, ValueError):
-                    self._send({"op": "cancel", "id": request_id})
+                self.cancel(request_id)
 
     def _send(self, message: dict[str, Any]) -> None:
         process = self._process
@@ -182,6 +198,19 @@ class LocalWorker:
                 future.set_result({"event": "error", "message": _death_message(process)})
 
 
+def generation_from(reply: dict[str, Any]) -> Generation:
+    """The worker's `done` event as a Generation; its `error` event as LocalModelError."""
+    if reply.get("event") == "error":
+        raise LocalModelError(str(reply.get("message") or "the local model failed"))
+    return Generation(
+        text=str(reply.get("text", "")),
+        prompt_tokens=int(reply.get("prompt_tokens", 0)),
+        completion_tokens=int(reply.get("completion_tokens", 0)),
+        finish_reason=str(reply.get("finish_reason", "stop")),
+        seconds=float(reply.get("seconds", 0.0)),
+    )
+
+
 def _death_message(process: subprocess.Popen[bytes]) -> str:
     code = process.poll()
     if code is not None and code < 0:
@@ -218,8 +247,29 @@ def generate(
     abort: threading.Event | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Generation:
-    """Generate with the embedded model in the shared worker process."""
+    """Generate with the embedded model in the shared worker process; blocking."""
     return shared_worker().generate(gguf, prompt, params, abort, on_progress)
+
+
+async def agenerate(
+    gguf: Path,
+    prompt: str,
+    params: dict[str, Any],
+    on_progress: ProgressCallback | None = None,
+) -> Generation:
+    """Generate in the shared worker, awaiting the reply (no thread waits for it, so any
+    number of generations can be in flight); cancelling the task cancels the generation."""
+    worker = shared_worker()
+    if not worker.running():
+        await asyncio.to_thread(worker.start)  # spawning a process: not on the event loop
+    request_id, future = worker.submit(gguf, prompt, params, on_progress)
+    try:
+        return generation_from(await asyncio.wrap_future(future))
+    except asyncio.CancelledError:
+        worker.cancel(request_id)
+        raise
+    finally:
+        worker.finish(request_id)
 
 
 # ---------------------------------------------------------------------------- the worker side
@@ -290,7 +340,8 @@ class _Serve:
                 abort.set()
             self.jobs_ready.notify()
 
-    def generate_forever(self) -> None:
+    def load_and_submit_forever(self) -> None:
+        """One thread loads models (seconds, once) so commands keep being read meanwhile."""
         while True:
             with self.jobs_ready:
                 while not self.jobs and not self.stopping:
@@ -301,6 +352,8 @@ class _Serve:
             self.run_one(job)
 
     def run_one(self, job: dict[str, Any]) -> None:
+        """Load the model if needed and hand the generation to its decoder, which runs it
+        together with the others; the reply is sent when it ends."""
         from prompt_lsp.evaluation.local_model import engine_for
 
         request_id = int(job["id"])
@@ -310,20 +363,31 @@ class _Serve:
             if count % PROGRESS_EVERY == 0:
                 self.emit({"id": request_id, "event": "token", "count": count})
 
+        def reply(future: Future[Generation]) -> None:
+            self.aborts.pop(request_id, None)
+            error = future.exception()
+            if error is None:
+                self.emit({"id": request_id, "event": "done", **asdict(future.result())})
+            else:
+                self.emit({"id": request_id, "event": "error", "message": _error_text(error)})
+
         try:
             engine = engine_for(Path(str(job["gguf"])))
-            generation = engine.generate(
+            future = engine.submit(
                 str(job["prompt"]), dict(job.get("params") or {}), abort, progress
             )
-        except LocalModelError as err:
-            self.emit({"id": request_id, "event": "error", "message": str(err)})
-        except Exception as err:  # a bug must not leave the parent waiting
-            message = f"the local model failed: {type(err).__name__}: {err}"
-            self.emit({"id": request_id, "event": "error", "message": message})
+        except Exception as err:  # noqa: BLE001 - a bug must not leave the parent waiting
+            failed: Future[Generation] = Future()
+            failed.set_exception(err)
+            reply(failed)
         else:
-            self.emit({"id": request_id, "event": "done", **asdict(generation)})
-        finally:
-            self.aborts.pop(request_id, None)
+            future.add_done_callback(reply)
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, LocalModelError):
+        return str(error)
+    return f"the local model failed: {type(error).__name__}: {error}"
 
 
 def serve() -> None:
@@ -331,10 +395,12 @@ def serve() -> None:
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
     server = _Serve(_protocol_stream())
-    generating = threading.Thread(target=server.generate_forever, name="generate", daemon=True)
-    generating.start()
+    loading = threading.Thread(
+        target=server.load_and_submit_forever, name="load-and-submit", daemon=True
+    )
+    loading.start()
     server.read_commands()
-    generating.join(5)
+    loading.join(5)
     from prompt_lsp.evaluation.local_model import close_engines
 
     close_engines()

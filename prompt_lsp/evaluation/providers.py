@@ -409,10 +409,29 @@ async def litellm_transport(
     return _model_reply(litellm, response, model)
 
 
+def calls_local_model_directly(model: str, config: Mapping[str, Any]) -> bool:
+    """An embedded-model call goes straight to the local worker, without litellm (seconds of
+    import for nothing); with `mock_response`, litellm answers it instead."""
+    return is_local_model(model) and "mock_response" not in config
+
+
+async def local_transport(
+    model: str, messages: list[dict[str, str]], config: dict[str, Any]
+) -> ModelReply:
+    """One generation of `local/<name>` in the worker process, as the litellm provider would
+    make it (`local_model.make_local_provider`)."""
+    from prompt_lsp.evaluation import local_worker
+    from prompt_lsp.evaluation.local_model import render_plain_prompt, resolve_gguf
+
+    gguf = resolve_gguf(model.split("/", 1)[1])
+    generation = await local_worker.agenerate(gguf, render_plain_prompt(messages), dict(config))
+    return ModelReply(generation.text, generation.prompt_tokens, generation.completion_tokens)
+
+
 class RunTransport:
-    """The transport of one run: the light HTTP client (`openai_http`) for the calls it can
-    make exactly as litellm would, litellm for every other call. One pooled connection set per
-    run; `aclose()` at the end."""
+    """The transport of one run: the local worker for embedded-model calls, the light HTTP
+    client (`openai_http`) for the calls it can make exactly as litellm would, litellm for
+    every other call. One pooled connection set per run; `aclose()` at the end."""
 
     def __init__(
         self,
@@ -432,6 +451,8 @@ class RunTransport:
 
         if model in self.routed and self.router is not None:
             return await routed_transport(self.router, model, messages, config)
+        if calls_local_model_directly(model, config):
+            return await local_transport(model, messages, config)
         if not light_client_handles(model, config):
             return await litellm_transport(model, messages, config, timeout_s)
         if self._http is None:

@@ -28,6 +28,7 @@ from prompt_lsp.evaluation.local_model import (
     EMBEDDED_MODEL_NAME,
     LOCAL_EXTRA_MESSAGE,
     LocalModelError,
+    decoded_together,
     resolve_gguf,
 )
 from prompt_lsp.evaluation.metrics import (
@@ -43,6 +44,7 @@ from prompt_lsp.evaluation.openai_http import (
 from prompt_lsp.evaluation.options import EvalOptions, EvalSetupError, ProgressEvent
 from prompt_lsp.evaluation.providers import (
     RunTransport,
+    calls_local_model_directly,
     endpoint_problem,
     environment_secrets,
     is_local_model,
@@ -309,7 +311,8 @@ def plan_run(
         options.concurrency or run.concurrency, "--concurrency", DEFAULT_CONCURRENCY
     )
     if is_local_model(model):
-        concurrency = 1  # one generation at a time anyway; keeps per-call timeouts honest
+        # as many as the worker decodes together: more would wait there, on their timeout
+        concurrency = min(concurrency, decoded_together(model.split("/", 1)[1]))
     timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
@@ -400,34 +403,40 @@ async def preflight(
         problem = None if mocked else endpoint_problem(plan.model, plan.config, allowed)
         if problem:
             raise EvalSetupError(problem)
-    light = {
-        m
-        for m in models - routed
-        if light_client_handles(m, plan.config if m == plan.model else {})
-    }
+
+    def config_of(model: str) -> dict[str, Any]:
+        return plan.config if model == plan.model else {}
+
+    local = {m for m in models - routed if calls_local_model_directly(m, config_of(m))}
+    light = {m for m in models - routed - local if light_client_handles(m, config_of(m))}
     for model in sorted(light):
-        message = missing_key_problem(plan.config if model == plan.model else {})
+        message = missing_key_problem(config_of(model))
         if message:
             raise EvalSetupError(message)
     if light:
         await asyncio.to_thread(preload_prices)
-    heavy = models - light - routed
+    for model in sorted(local):
+        await _load_local_model(model)
+    heavy = models - light - local - routed
     if not heavy:
         return
-    gguf = _check_local_model(plan.model) if is_local_model(plan.model) else None
     litellm = await asyncio.to_thread(load_litellm)
     for model in sorted(heavy):
         message = None if mocked else await asyncio.to_thread(model_setup_problem, model)
         if message:
             raise EvalSetupError(message)
-    if gguf is not None:
-        try:
-            # Starts the worker process and loads the model there, once per process.
-            await asyncio.to_thread(local_worker.generate, gguf, "Hello", {"max_tokens": 1})
-        except LocalModelError as err:
-            raise EvalSetupError(str(err)) from err
     if plan.model in heavy:
         await _warm_up(litellm, plan.model)
+
+
+async def _load_local_model(model: str) -> None:
+    """Start the worker process and load the model there (once per process), so no example's
+    latency pays for it; EvalSetupError when it cannot run."""
+    gguf = _check_local_model(model)
+    try:
+        await local_worker.agenerate(gguf, "Hello", {"max_tokens": 1})
+    except LocalModelError as err:
+        raise EvalSetupError(str(err)) from err
 
 
 async def _router_for(options: EvalOptions, plan: RunPlan) -> tuple[Any, frozenset[str]]:
