@@ -297,6 +297,22 @@ def test_idle_cores_sees_a_busy_core_at_once() -> None:
     assert busy is not None and 0 <= busy <= cores - 0.6
 
 
+def test_cores_our_own_decoding_keeps_busy_count_as_available(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prompt_lsp.evaluation import local_model
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delenv(local_model.THREADS_VARIABLE, raising=False)
+    # (idle, ours, all) ticks: over 200 ticks of 2 cores, no idle time but ours is 190
+    readings = iter([(0, 0, 0), (0, 190, 200), (0, 290, 400), (90, 390, 600)])
+    monkeypatch.setattr(local_model, "_cpu_ticks", lambda: next(readings))
+    meter = local_model.CoreMeter()
+    assert meter.reading() == pytest.approx(1.9)  # we use both cores: keep two threads
+    assert local_model.thread_count(meter.reading()) == 1  # another process took one core
+    assert local_model.thread_count(meter.reading()) == 2  # it finished: both again
+
+
 def test_the_language_server_keeps_a_core_for_typing() -> None:
     import subprocess
     import sys

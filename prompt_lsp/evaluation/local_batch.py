@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prompt_lsp.evaluation.local_model import Generation, LocalModelError, merged_stops
 
@@ -38,6 +38,11 @@ _PENALTY_LAST_N = 64  # llama-cpp-python's default history for repeat penalties
 
 
 TokenCallback = Callable[[int], None]  # tokens generated so far
+
+
+class ThreadPacing(Protocol):
+    def next_count(self, starting: bool) -> int | None:
+        """The thread count to use from now on, or None to keep the current one."""
 
 
 def sequences_for(model_bytes: int) -> int:
@@ -74,7 +79,9 @@ class _Sequence:
 class BatchDecoder:
     """One loaded model, one context of `sequences` sequences, one decoding thread."""
 
-    def __init__(self, path: str, threads: int, sequences: int) -> None:
+    def __init__(
+        self, path: str, threads: int, sequences: int, pacing: ThreadPacing | None = None
+    ) -> None:
         import llama_cpp
         from llama_cpp import _internals
 
@@ -98,6 +105,7 @@ class BatchDecoder:
         self._waiting: list[_Request] = []
         self._wake = threading.Condition()
         self._closing = False
+        self._pacing, self._threads = pacing, threads
         self._thread = threading.Thread(target=self._decode_forever, name="decode", daemon=True)
         self._thread.start()
 
@@ -158,6 +166,7 @@ class BatchDecoder:
     # ------------------------------------------------------------------ the decoding thread
 
     def _decode_forever(self) -> None:
+        working = False
         while True:
             with self._wake:
                 while not self._closing and not self._waiting and not self._busy():
@@ -167,10 +176,18 @@ class BatchDecoder:
                     return
                 if self._waiting and self._free():  # one a step: the next may share its prefix
                     self._admit(self._waiting.pop(0))
+            self._pace(starting=not working)
             try:
                 self._step()
+                working = self._busy() or bool(self._waiting)
             except Exception as err:  # a bug must fail the requests, not hang them
                 self._fail_busy(LocalModelError(f"the local model failed: {err}"))
+
+    def _pace(self, starting: bool) -> None:
+        count = self._pacing.next_count(starting) if self._pacing is not None else None
+        if count is not None and count != self._threads:
+            self._threads = count
+            self._llama_cpp.llama_set_n_threads(self._context.ctx, count, count)
 
     def _busy(self) -> bool:
         return any(s.request is not None for s in self._sequences)

@@ -33,45 +33,87 @@ EMBEDDED_MODEL_NAME = "gemma-3-270m"
 THREADS_VARIABLE = "PROMPT_LSP_LOCAL_THREADS"
 
 
-def thread_count() -> int:
-    """llama.cpp threads: PROMPT_LSP_LOCAL_THREADS when set (the language server sets 1, so a
-    core stays with the editor); else one per core idle right now, at least one. On a loaded
-    2-core machine llama.cpp's threads wait for each other at every layer, and two ran 6-10×
-    slower than one; on an idle one, two are 1.5× faster (see README, performance). So a core
-    counts only when at least three quarters of it is idle."""
+def thread_setting() -> int | None:
+    """PROMPT_LSP_LOCAL_THREADS, when it is a positive number (the language server sets 1, so
+    a core stays with the editor)."""
     setting = os.environ.get(THREADS_VARIABLE, "").strip()
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
+    return int(setting) if setting.isdigit() and int(setting) > 0 else None
+
+
+def thread_count(available: float | None = None) -> int:
+    """llama.cpp threads: the user's setting, else one per core available (`available`, or
+    measured now), at least one. On a loaded 2-core machine llama.cpp's threads wait for each
+    other at every layer, and two ran 6-10× slower than one; on an idle one, two are 1.5×
+    faster (see README, performance). So a core counts when three quarters of it are free."""
+    setting = thread_setting()
+    if setting is not None:
+        return setting
     cores = os.cpu_count() or 1
-    idle = idle_cores()
-    if idle is None:
+    if available is None:
+        available = idle_cores()
+    if available is None:
         try:
-            idle = cores - os.getloadavg()[0]
+            available = cores - os.getloadavg()[0]
         except (AttributeError, OSError):  # not on this system: the safe choice
             return 1
-    return max(1, min(cores, int(idle + 0.25)))
+    return max(1, min(cores, int(available + 0.25)))
+
+
+class CoreMeter:
+    """Cores this process could have used since the last reading: the idle ones plus those
+    its own threads kept busy. (The load average lags by a minute: the previous run, or our
+    own decoding, would still count as load.)"""
+
+    def __init__(self) -> None:
+        self._last = _cpu_ticks()
+
+    def reading(self) -> float | None:
+        before, self._last = self._last, _cpu_ticks()
+        if before is None or self._last is None:
+            return None
+        idle, own, total = (now - then for now, then in zip(self._last, before, strict=True))
+        return (os.cpu_count() or 1) * (idle + own) / total if total > 0 else None
+
+
+def _cpu_ticks() -> tuple[int, int, int] | None:
+    """(idle, this process's, all) CPU time so far, in clock ticks; None without /proc."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            system = [int(v) for v in stat.readline().split()[1:9]]
+        with open("/proc/self/stat", encoding="ascii") as mine:
+            fields = mine.read().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return system[3] + system[4], int(fields[11]) + int(fields[12]), sum(system)
 
 
 def idle_cores(window_s: float = 0.15) -> float | None:
-    """How many cores are idle now: /proc/stat's idle time over a short window. The load
-    average lags by a minute, so the previous run would still count as load. None where there
-    is no /proc/stat."""
+    """Cores available now, over a short window; None where there is no /proc."""
+    meter = CoreMeter()
+    time.sleep(window_s)
+    return meter.reading()
 
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-        return values[3] + values[4], sum(values)  # idle + iowait, all
 
-    try:
-        idle_before, total_before = sample()
-        time.sleep(window_s)
-        idle_after, total_after = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    if total_after <= total_before:
-        return None
-    share = (idle_after - idle_before) / (total_after - total_before)
-    return (os.cpu_count() or 1) * share
+class AdaptiveThreads:
+    """The decoder's thread count, chosen again as the machine's load changes: at the start
+    of each burst of work (after a short look) and every few seconds while it lasts."""
+
+    LOOK_S = 0.1
+    EVERY_S = 2.0
+
+    def __init__(self) -> None:
+        self._meter = CoreMeter()
+        self._at = time.monotonic()
+
+    def next_count(self, starting: bool) -> int | None:
+        """A thread count when it is time to choose one, else None."""
+        if starting:
+            self._meter = CoreMeter()
+            time.sleep(self.LOOK_S)
+        elif time.monotonic() - self._at < self.EVERY_S:
+            return None
+        self._at = time.monotonic()
+        return thread_count(self._meter.reading())
 
 
 ROLE_STOPS = ("\nUser:", "\nSystem:", "\n\n\n")
@@ -211,7 +253,8 @@ def _load(path: str) -> BatchDecoder:
     sequences = sequences_for(Path(path).stat().st_size)
     with contextlib.redirect_stderr(io.StringIO()):  # its metadata dump; fd 2 is untouched
         # verbose=True, see the module docstring: False would dup2 over fd 1
-        return BatchDecoder(path, thread_count(), sequences)
+        policy = None if thread_setting() is not None else AdaptiveThreads()
+        return BatchDecoder(path, thread_count(), sequences, policy)
 
 
 def _silence_llama_logs(llama_cpp: Any) -> None:
