@@ -326,3 +326,115 @@ def test_the_language_server_keeps_a_core_for_typing() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PROMPT_LSP_LOCAL_THREADS"}
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert done.stdout.strip() == "1", done.stderr
+
+
+# ---------------------------------------------------------------------------- decoding together
+
+_WORD_SETS = (
+    ("apple", "banana", "cherry"),
+    ("violin", "trumpet", "drum"),
+    ("Oslo", "Lima", "Cairo"),
+    ("red", "green", "blue"),
+    ("seven", "eleven", "twelve"),
+)
+
+
+def _repeat_prompt(words: tuple[str, ...]) -> str:
+    line = " ".join(words)
+    return f"Repeat the words exactly.\nWords: {line}\nRepeat: {line}\nWords: {line}\nRepeat:"
+
+
+@pytest.mark.local_model
+def test_generations_decoded_together_each_answer_their_own_prompt() -> None:
+    """Every sequence of a batch reads its own prompt and its own cache: each copies its own
+    words, none another's, and stops where it was told to."""
+    _needs_llama()
+    engine = engine_for(resolve_gguf("gemma-3-270m"))
+    assert engine.sequences > 1
+    params = {"max_tokens": 10, "temperature": 0, "stop": ["\n"]}
+    futures = [engine.submit(_repeat_prompt(words), params) for words in _WORD_SETS]
+    generations = [future.result(60) for future in futures]
+    for words, generation in zip(_WORD_SETS, generations, strict=True):
+        assert generation.text.split() == list(words), generation.text
+        others = {w for ws in _WORD_SETS if ws != words for w in ws}
+        assert not others & set(generation.text.split())
+        assert "\n" not in generation.text and generation.finish_reason == "stop"
+        assert generation.completion_tokens <= 10
+    # more requests than sequences wait for a free one, and are answered the same way
+    many = [engine.submit(_repeat_prompt(w), params) for w in _WORD_SETS * 3]
+    assert [f.result(120).text.split() for f in many] == [list(w) for w in _WORD_SETS * 3]
+
+
+@pytest.mark.local_model
+def test_aborting_one_generation_leaves_the_others_whole() -> None:
+    _needs_llama()
+    engine = engine_for(resolve_gguf("gemma-3-270m"))
+    numbers = "Numbers: " + ", ".join(str(n) for n in range(1, 30)) + ","
+    params = {"max_tokens": 40, "temperature": 0}
+    abort = threading.Event()
+    seen: list[int] = []
+
+    def stop_early(count: int) -> None:
+        seen.append(count)
+        if count >= 3:
+            abort.set()
+
+    stopped = engine.submit(numbers, params, abort, stop_early)
+    whole = engine.submit(numbers, params)
+    assert 3 <= stopped.result(60).completion_tokens <= 5
+    finished = whole.result(60)
+    assert finished.completion_tokens == 40 and finished.finish_reason == "length"
+    assert seen == sorted(seen)
+
+
+@pytest.mark.local_model
+def test_a_prompt_longer_than_the_context_is_one_clear_error() -> None:
+    _needs_llama()
+    engine = engine_for(resolve_gguf("gemma-3-270m"))
+    with pytest.raises(LocalModelError, match="exceed context window of 2048"):
+        engine.submit("word " * 3000, {"max_tokens": 4})
+
+
+def test_a_local_run_sends_as_many_calls_as_the_model_decodes_together(
+    write_prompt: Callable[..., Path],
+) -> None:
+    from prompt_lsp.evaluation.local_batch import MAX_SEQUENCES
+    from prompt_lsp.evaluation.local_model import decoded_together
+
+    if decoded_together("gemma-3-270m") == 1:
+        pytest.skip("the embedded model is not installed")
+    path = write_prompt(PROMPT.format(model="local/gemma-3-270m"))
+    text = path.read_text()
+    assert session.plan_run(path, text, EvalOptions()).concurrency == MAX_SEQUENCES
+    assert session.plan_run(path, text, EvalOptions(concurrency=1)).concurrency == 1
+    many = EvalOptions(concurrency=MAX_SEQUENCES * 4)  # more would only wait in the worker
+    assert session.plan_run(path, text, many).concurrency == MAX_SEQUENCES
+    big = path.parent / "big.gguf"
+    with big.open("wb") as handle:  # a 3 GiB model (sparse): one generation at a time
+        handle.truncate(3 << 30)
+    big_prompt = write_prompt(PROMPT.format(model="local/big.gguf"), name="big.prompt")
+    assert session.plan_run(big_prompt, big_prompt.read_text(), EvalOptions()).concurrency == 1
+
+
+@pytest.mark.local_model
+def test_a_local_run_never_imports_litellm(tmp_path: Path) -> None:
+    """litellm takes seconds to import; an embedded-model run does not need it."""
+    import subprocess
+    import sys
+
+    _needs_llama()
+    (tmp_path / ".git").mkdir()
+    prompt = tmp_path / "capital.prompt"
+    prompt.write_text(PROMPT.format(model="local/gemma-3-270m").lstrip(), encoding="utf-8")
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from prompt_lsp.evaluation.session import EvalOptions, evaluate_prompt\n"
+        f"path = Path({str(prompt)!r})\n"
+        "report = asyncio.run(evaluate_prompt(path, path.read_text(), EvalOptions()))\n"
+        "print(report.n_ok, 'litellm' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.split() == ["2", "False"], done.stderr[-2000:]

