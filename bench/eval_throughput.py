@@ -143,11 +143,21 @@ def local_tokens_per_second() -> str:
     prompt = "Count from one to one hundred: one, two, three, four,"
     engine.generate(prompt, {"max_tokens": 1, "temperature": 0})  # read once: only generation below
     generation = engine.generate(prompt, {"max_tokens": 64, "temperature": 0})
+    # the same prompt's continuation for every sequence at once: what decoding together gains
+    params = {"max_tokens": 64, "temperature": 0}
+    started = time.perf_counter()
+    together = [
+        f.result() for f in [engine.submit(prompt, params) for _ in range(engine.sequences)]
+    ]
+    seconds = time.perf_counter() - started
+    tokens = sum(g.completion_tokens for g in together)
     return (
         f"{thread_count()} thread(s): prompt {read.prompt_tokens / read.seconds:.0f} tokens/s "
         f"({read.prompt_tokens} tokens in {read.seconds:.2f} s), generation "
         f"{generation.completion_tokens / generation.seconds:.1f} tokens/s "
-        f"({generation.completion_tokens} tokens in {generation.seconds:.2f} s)"
+        f"({generation.completion_tokens} tokens in {generation.seconds:.2f} s), "
+        f"{engine.sequences} generations decoded together {tokens / seconds:.1f} tokens/s "
+        f"({tokens} tokens in {seconds:.2f} s)"
     )
 
 

@@ -56,7 +56,9 @@ def main() -> None:
                 walls[name].append(wall)
                 scores[name] = aggregates
     load = os.getloadavg()[0]
-    print(f"samples/summarize-news, 14 examples, --no-cache, {args.rounds} rounds (load {load:.1f})")
+    print(
+        f"samples/summarize-news, 14 examples, --no-cache, {args.rounds} rounds (load {load:.1f})"
+    )
     for name, values in walls.items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scores[name].items()))
         print(

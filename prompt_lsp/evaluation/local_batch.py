@@ -46,8 +46,8 @@ class ThreadPacing(Protocol):
 
 
 def sequences_for(model_bytes: int) -> int:
-    """How many sequences a model of this size decodes together: up to MAX_SEQUENCES for
-    small models, one for a model of 2 GiB or more (each sequence's cache grows with it)."""
+    """How many sequences a model of this size decodes together: MAX_SEQUENCES up to
+    256 MiB, fewer for bigger ones, one above 1 GiB (each sequence's cache grows with it)."""
     return max(1, min(MAX_SEQUENCES, SEQUENCES_MODEL_BYTES // max(model_bytes, 1)))
 
 
