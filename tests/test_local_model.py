@@ -438,3 +438,25 @@ def test_a_local_run_never_imports_litellm(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.stdout.split() == ["2", "False"], done.stderr[-2000:]
+
+
+@pytest.mark.local_model
+def test_an_idle_worker_gives_its_memory_back_and_the_next_generation_starts_another() -> None:
+    import time
+
+    from prompt_lsp.evaluation.local_worker import LocalWorker
+
+    _needs_llama()
+    worker = LocalWorker(idle_s=0.5)
+    gguf = resolve_gguf("gemma-3-270m")
+    try:
+        assert worker.generate(gguf, "Hello", {"max_tokens": 2}).completion_tokens > 0
+        first = worker.pid
+        deadline = time.monotonic() + 10
+        while first is not None and _alive(first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not worker.running() and first is not None and not _alive(first)
+        assert worker.generate(gguf, "Hello", {"max_tokens": 2}).completion_tokens > 0
+        assert worker.pid not in (None, first)
+    finally:
+        worker.stop()

@@ -38,6 +38,7 @@ from prompt_lsp.evaluation.local_model import Generation, LocalModelError
 
 NICENESS = 10  # below the editor and the language server
 PROGRESS_EVERY = 4  # tokens between progress events
+IDLE_STOP_S = 300.0  # an idle worker gives its memory back after this long
 _CANCEL_POLL_S = 0.05
 _PARENT_POLL_S = 0.5
 
@@ -45,9 +46,14 @@ ProgressCallback = Callable[[int], None]  # generated tokens so far
 
 
 class LocalWorker:
-    """One worker process and the generations waiting for it."""
+    """One worker process and the generations waiting for it. After `idle_s` without a
+    generation the worker is stopped, and its memory (the model, the caches of all its
+    sequences: 680 MB for the embedded model) returned; the next generation starts another."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_s: float = IDLE_STOP_S) -> None:
+        self.idle_s = idle_s
+        self._last_used = time.monotonic()
+        self._idle_timer: threading.Timer | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -85,6 +91,25 @@ class LocalWorker:
         """Ask the worker to leave; kill it if it does not within a second."""
         with self._state_lock:
             process, self._process = self._process, None
+        self._end(process)
+
+    def _stop_when_idle(self) -> None:
+        """The idle timer: stop the worker unless a generation waits or came meanwhile."""
+        with self._state_lock:
+            if self._pending or time.monotonic() - self._last_used < self.idle_s:
+                return
+            process, self._process = self._process, None
+        self._end(process)
+
+    def _arm_idle_timer(self) -> None:
+        self._last_used = time.monotonic()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = threading.Timer(self.idle_s, self._stop_when_idle)
+        self._idle_timer.daemon = True
+        self._idle_timer.start()
+
+    def _end(self, process: subprocess.Popen[bytes] | None) -> None:
         if process is None:
             return
         with contextlib.suppress(OSError, ValueError):
@@ -105,6 +130,7 @@ class LocalWorker:
     ) -> tuple[int, Future[dict[str, Any]]]:
         """Send one generation to the worker (started if needed): its id and its reply to
         come; the worker decodes the generations it has together. `finish(id)` after."""
+        self._last_used = time.monotonic()  # before start(): the idle timer must not stop it
         self.start()
         request_id = next(self._ids)
         future: Future[dict[str, Any]] = Future()
@@ -130,6 +156,7 @@ class LocalWorker:
 
     def finish(self, request_id: int) -> None:
         self._pending.pop(request_id, None)
+        self._arm_idle_timer()
 
     def generate(
         self,
