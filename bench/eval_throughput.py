@@ -130,7 +130,7 @@ def local_tokens_per_second() -> str:
     """The embedded model's prompt-reading and generation rates, measured apart: a prompt read
     alone (one token generated), then a generation from a prompt already read."""
     try:
-        from prompt_lsp.evaluation.local_model import engine_for, resolve_gguf, thread_count
+        from prompt_lsp.evaluation.local_model import engine_for, resolve_gguf
 
         engine = engine_for(resolve_gguf("gemma-3-270m"))
     except Exception as err:  # not installed: report, do not fail the benchmark
@@ -152,7 +152,7 @@ def local_tokens_per_second() -> str:
     seconds = time.perf_counter() - started
     tokens = sum(g.completion_tokens for g in together)
     return (
-        f"{thread_count()} thread(s): prompt {read.prompt_tokens / read.seconds:.0f} tokens/s "
+        f"{engine.threads} thread(s): prompt {read.prompt_tokens / read.seconds:.0f} tokens/s "
         f"({read.prompt_tokens} tokens in {read.seconds:.2f} s), generation "
         f"{generation.completion_tokens / generation.seconds:.1f} tokens/s "
         f"({generation.completion_tokens} tokens in {generation.seconds:.2f} s), "

@@ -113,6 +113,10 @@ class BatchDecoder:
     def sequences(self) -> int:
         return len(self._sequences)
 
+    @property
+    def threads(self) -> int:
+        return self._threads
+
     # ------------------------------------------------------------------ callers' side
 
     def submit(

@@ -255,8 +255,11 @@ def _load(path: str) -> BatchDecoder:
     sequences = sequences_for(Path(path).stat().st_size)
     with contextlib.redirect_stderr(io.StringIO()):  # its metadata dump; fd 2 is untouched
         # verbose=True, see the module docstring: False would dup2 over fd 1
-        policy = None if thread_setting() is not None else AdaptiveThreads()
-        return BatchDecoder(path, thread_count(), sequences, policy)
+        setting = thread_setting()
+        if setting is not None:
+            return BatchDecoder(path, setting, sequences)
+        # one thread until the first generation: AdaptiveThreads looks at the cores then
+        return BatchDecoder(path, 1, sequences, AdaptiveThreads())
 
 
 def _silence_llama_logs(llama_cpp: Any) -> None:
