@@ -460,3 +460,22 @@ def test_an_idle_worker_gives_its_memory_back_and_the_next_generation_starts_ano
         assert worker.pid not in (None, first)
     finally:
         worker.stop()
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"temperature": "hot"}, "invalid sampling setting"),
+        ({"seed": [1]}, "invalid sampling setting"),
+        ({"max_tokens": "many"}, "max_tokens must be a number"),
+    ],
+)
+def test_a_bad_sampling_value_is_one_clear_error_and_the_model_keeps_answering(
+    params: dict[str, object], message: str
+) -> None:
+    _needs_llama()
+    engine = engine_for(resolve_gguf("gemma-3-270m"))
+    with pytest.raises(LocalModelError, match=message):
+        engine.submit("Hi", params)
+    assert engine.generate("Hi", {"max_tokens": 2}).completion_tokens > 0

@@ -56,7 +56,7 @@ class _Request:
     tokens: list[int]
     max_tokens: int
     stops: list[str]
-    params: dict[str, Any]
+    sampler: Any  # llama-cpp-python's LlamaSampler: the request's own chain
     abort: threading.Event | None
     on_token: TokenCallback | None
     future: Future[Generation] = field(default_factory=Future)
@@ -135,8 +135,15 @@ class BatchDecoder:
             )
         wanted = params.get("max_tokens") or params.get("max_completion_tokens")
         room = CONTEXT_TOKENS - len(tokens)
-        max_tokens = min(int(wanted), room) if wanted else min(DEFAULT_MAX_TOKENS, room)
-        request = _Request(tokens, max_tokens, _stops(params), params, abort, on_token)
+        try:
+            max_tokens = min(int(wanted), room) if wanted else min(DEFAULT_MAX_TOKENS, room)
+        except (TypeError, ValueError):
+            raise LocalModelError(f"max_tokens must be a number, not {wanted!r}") from None
+        try:
+            sampler = self._sampler(params)
+        except (TypeError, ValueError) as err:
+            raise LocalModelError(f"invalid sampling setting: {err}") from None
+        request = _Request(tokens, max_tokens, _stops(params), sampler, abort, on_token)
         with self._wake:
             if self._closing:
                 raise LocalModelError("the local model was closed")
@@ -178,14 +185,20 @@ class BatchDecoder:
                 if self._closing:
                     self._fail_all(LocalModelError("the local model was closed"))
                     return
-                if self._waiting and self._free():  # one a step: the next may share its prefix
-                    self._admit(self._waiting.pop(0))
-            self._pace(starting=not working)
+            admitted: _Request | None = None
             try:
+                with self._wake:
+                    if self._waiting and self._free():  # one a step: the next may share a prefix
+                        admitted = self._waiting.pop(0)
+                        self._admit(admitted)
+                self._pace(starting=not working)
                 self._step()
                 working = self._busy() or bool(self._waiting)
             except Exception as err:  # a bug must fail the requests, not hang them
-                self._fail_busy(LocalModelError(f"the local model failed: {err}"))
+                error = LocalModelError(f"the local model failed: {type(err).__name__}: {err}")
+                if admitted is not None and not admitted.future.done():
+                    admitted.future.set_exception(error)
+                self._fail_busy(error)
 
     def _pace(self, starting: bool) -> None:
         count = self._pacing.next_count(starting) if self._pacing is not None else None
@@ -221,7 +234,7 @@ class BatchDecoder:
         target.tokens = list(request.tokens)
         target.in_cache = reused
         target.request = request
-        target.sampler = self._sampler(request.params)
+        target.sampler = request.sampler
         target.generated, target.text = [], ""
 
     def _cut(self, sequence: _Sequence, keep: int) -> bool:
