@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from prompt_lsp.evaluation.local_model import Generation, LocalModelError, merged_stops
 
 CONTEXT_TOKENS = 2048  # per sequence: prompt and generation
@@ -56,7 +58,7 @@ class _Request:
     tokens: list[int]
     max_tokens: int
     stops: list[str]
-    sampler: Any  # llama-cpp-python's LlamaSampler: the request's own chain
+    sampler: Any  # llama-cpp-python's LlamaSampler: the request's own chain (None: greedy)
     abort: threading.Event | None
     on_token: TokenCallback | None
     future: Future[Generation] = field(default_factory=Future)
@@ -100,6 +102,7 @@ class BatchDecoder:
         except (ValueError, RuntimeError, OSError) as err:
             raise LocalModelError(f"cannot load {Path(path).name}: {err}") from err
         self._memory = llama_cpp.llama_get_memory(self._context.ctx)
+        self._vocab_size = self._model.n_vocab()
         self._batch = llama_cpp.llama_batch_init(STEP_TOKENS, 0, 1)
         self._sequences = [_Sequence(seq_id) for seq_id in range(sequences)]
         self._waiting: list[_Request] = []
@@ -250,17 +253,20 @@ class BatchDecoder:
         return self._cut(target, length)
 
     def _sampler(self, params: dict[str, Any]) -> Any:
-        """The chain llama-cpp-python's create_completion builds, with its defaults."""
-        sampler = self._internals.LlamaSampler()
-        sampler.add_penalties(
-            self._model.n_vocab(),
-            _PENALTY_LAST_N,
-            float(params.get("repeat_penalty", 1.0)),
+        """The chain llama-cpp-python's create_completion builds, with its defaults; None
+        for plain greedy decoding (temperature 0, no penalty), which takes the first highest
+        logit as llama.cpp's greedy sampler does, without copying the 262k logits first."""
+        penalties = (
+            float(params.get("repeat_penalty") or 1.0),
             float(params.get("frequency_penalty") or 0.0),
             float(params.get("presence_penalty") or 0.0),
         )
         temperature = params.get("temperature")
         temperature = 0.8 if temperature is None else float(temperature)
+        if temperature == 0 and penalties == (1.0, 0.0, 0.0):
+            return None
+        sampler = self._internals.LlamaSampler()
+        sampler.add_penalties(self._model.n_vocab(), _PENALTY_LAST_N, *penalties)
         seed = params.get("seed")
         seed = int(seed) & 0xFFFFFFFF if seed is not None else self._llama_cpp.LLAMA_DEFAULT_SEED
         if temperature < 0:
@@ -314,7 +320,13 @@ class BatchDecoder:
         llama_cpp = self._llama_cpp
         request = sequence.request
         assert request is not None
-        token = llama_cpp.llama_sampler_sample(sequence.sampler.sampler, self._context.ctx, index)
+        if sequence.sampler is None:
+            logits = llama_cpp.llama_get_logits_ith(self._context.ctx, index)
+            token = int(np.ctypeslib.as_array(logits, shape=(self._vocab_size,)).argmax())
+        else:
+            token = llama_cpp.llama_sampler_sample(
+                sequence.sampler.sampler, self._context.ctx, index
+            )
         if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
             self._finish(sequence, "stop")
             return

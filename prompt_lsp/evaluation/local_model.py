@@ -106,15 +106,17 @@ class AdaptiveThreads:
     def __init__(self) -> None:
         self._meter = CoreMeter()
         self._at = time.monotonic()
+        self._chosen = False
 
     def next_count(self, starting: bool) -> int | None:
         """A thread count when it is time to choose one, else None."""
-        if starting:
+        recent = time.monotonic() - self._at < self.EVERY_S
+        if starting and not (recent and self._chosen):  # a look just taken still holds
             self._meter = CoreMeter()
             time.sleep(self.LOOK_S)
-        elif time.monotonic() - self._at < self.EVERY_S:
+        elif recent:
             return None
-        self._at = time.monotonic()
+        self._at, self._chosen = time.monotonic(), True
         return thread_count(self._meter.reading())
 
 
