@@ -43,6 +43,9 @@ _CANCEL_POLL_S = 0.05
 _PARENT_POLL_S = 0.5
 
 ProgressCallback = Callable[[int], None]  # generated tokens so far
+_Waiting = tuple[
+    "Future[dict[str, Any]]", ProgressCallback | None, "subprocess.Popen[bytes] | None"
+]
 
 
 class LocalWorker:
@@ -58,7 +61,8 @@ class LocalWorker:
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._pending: dict[int, tuple[Future[dict[str, Any]], ProgressCallback | None]] = {}
+        # request id → its reply to come, its progress callback, the process it was sent to
+        self._pending: dict[int, _Waiting] = {}
 
     @property
     def pid(self) -> int | None:
@@ -134,7 +138,7 @@ class LocalWorker:
         self.start()
         request_id = next(self._ids)
         future: Future[dict[str, Any]] = Future()
-        self._pending[request_id] = (future, on_progress)
+        self._pending[request_id] = (future, on_progress, self._process)
         message = {
             "op": "generate",
             "id": request_id,
@@ -213,15 +217,15 @@ class LocalWorker:
             waiting = self._pending.get(request_id)
             if waiting is None:
                 continue
-            future, on_progress = waiting
+            future, on_progress, _ = waiting
             if event.get("event") == "token":
                 if on_progress is not None:
                     with contextlib.suppress(Exception):
                         on_progress(int(event.get("count", 0)))
             elif not future.done():
                 future.set_result(event)
-        for future, _ in list(self._pending.values()):  # the worker died: fail what waits
-            if not future.done():
+        for future, _, sent_to in list(self._pending.values()):  # it died: fail what it had
+            if sent_to is process and not future.done():
                 future.set_result({"event": "error", "message": _death_message(process)})
 
 
