@@ -405,7 +405,11 @@ def test_a_local_run_sends_as_many_calls_as_the_model_decodes_together(
         pytest.skip("the embedded model is not installed")
     path = write_prompt(PROMPT.format(model="local/gemma-3-270m"))
     text = path.read_text()
-    assert session.plan_run(path, text, EvalOptions()).concurrency == MAX_SEQUENCES
+    plan = session.plan_run(path, text, EvalOptions())
+    assert plan.concurrency == MAX_SEQUENCES
+    # a call shares each step with the others: slower alone, so a longer default timeout
+    assert plan.timeout_s == session.LOCAL_TIMEOUT_S > session.DEFAULT_TIMEOUT_S
+    assert session.plan_run(path, text, EvalOptions(timeout=5)).timeout_s == 5
     assert session.plan_run(path, text, EvalOptions(concurrency=1)).concurrency == 1
     many = EvalOptions(concurrency=MAX_SEQUENCES * 4)  # more would only wait in the worker
     assert session.plan_run(path, text, many).concurrency == MAX_SEQUENCES

@@ -289,6 +289,11 @@ def check_parsable(doc: PromptDocument) -> None:
         raise EvalSetupError(f"line {line}: {setting.message} (run `prompt-lsp check`)")
 
 
+# A local call shares each decoding step with up to 7 others: on one thread a sequence then
+# makes ~9 tokens/s (42 alone), so a 2,048-token generation can take ~220 s, not 50 s.
+LOCAL_TIMEOUT_S = 600.0
+
+
 def plan_run(
     path: Path, text: str, options: EvalOptions, render_ahead: int | None = None
 ) -> RunPlan:
@@ -313,7 +318,8 @@ def plan_run(
     if is_local_model(model):
         # as many as the worker decodes together: more would wait there, on their timeout
         concurrency = min(concurrency, decoded_together(model.split("/", 1)[1]))
-    timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", DEFAULT_TIMEOUT_S)
+    default_timeout = LOCAL_TIMEOUT_S if is_local_model(model) else DEFAULT_TIMEOUT_S
+    timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", default_timeout)
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)
     plan = RunPlan(

@@ -181,12 +181,20 @@ INPUT = _specs(
 
 EVAL = _specs(
     KeySpec(
-        "concurrency", "integer", "How many model calls run at once. Default 8.", "concurrency: 8"
+        "concurrency",
+        "integer",
+        "How many model calls run at once. Default 8 (for `local/…` models, as many as the"
+        " model decodes together, at most 8).",
+        "concurrency: 8",
     ),
     KeySpec(
         "repeat", "integer", "Run every example N times; scores report mean and standard deviation."
     ),
-    KeySpec("timeout", "number", "Seconds before one model call times out. Default 60."),
+    KeySpec(
+        "timeout",
+        "number",
+        "Seconds before one model call times out. Default 60 (600 for `local/…` models).",
+    ),
     KeySpec("cache", "boolean", "Reuse stored responses for identical calls. Default true."),
 )
 
