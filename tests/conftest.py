@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from collections import Counter
@@ -180,6 +183,29 @@ def write_prompt(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+def run_editor(
+    command: list[str], prompt: Path, timeout: float, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """A headless editor session on `prompt`, in its folder, as a user starts one: the
+    server runs with this interpreter, the session's script finds the file in PROMPT_FILE."""
+    environment = {
+        **os.environ,
+        "PROMPT_LSP_PYTHON": sys.executable,
+        "PROMPT_FILE": str(prompt),
+        **env,
+    }
+    return subprocess.run(
+        command,
+        cwd=prompt.parent,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def llama_available() -> bool:

@@ -4,13 +4,12 @@ as code actions; Evaluate through the code action on the embedded model."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_editor
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = Path(__file__).resolve().parent / "emacs" / "session.el"
@@ -54,22 +53,10 @@ Write a haiku about {{ topic }} in a {{ mood }} tone.
 """
 
 
-def run_emacs(prompt: Path, timeout: float = 180, **env: str) -> subprocess.CompletedProcess:
-    environment = {
-        **os.environ,
-        "PROMPT_LSP_EMACS_DIR": str(ROOT / "editors" / "emacs"),
-        "PROMPT_LSP_PYTHON": sys.executable,
-        "PROMPT_FILE": str(prompt),
-        **env,
-    }
-    return subprocess.run(
-        ["emacs", "-Q", "--batch", "-l", str(SESSION)],
-        cwd=prompt.parent,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
+def run_emacs(prompt: Path, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    command = ["emacs", "-Q", "--batch", "-l", str(SESSION)]
+    return run_editor(
+        command, prompt, timeout, {"PROMPT_LSP_EMACS_DIR": str(ROOT / "editors" / "emacs"), **env}
     )
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_editor
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / "editors" / "neovim"
@@ -38,24 +37,10 @@ Write a haiku about {{ topic }} in a {{ mood }} tone.
 
 def run_nvim(
     script: str, prompt: Path, timeout: float = 120, **env: str
-) -> subprocess.CompletedProcess:
-    environment = {
-        **os.environ,
-        "PROMPT_LSP_NVIM_PLUGIN": str(PLUGIN),
-        "PROMPT_LSP_NVIM_TESTS": str(SCRIPTS),
-        "PROMPT_LSP_PYTHON": sys.executable,
-        "PROMPT_FILE": str(prompt),
-        **env,
-    }
-    return subprocess.run(
-        ["nvim", "--headless", "--clean", "-u", "NONE", "-S", str(SCRIPTS / script)],
-        cwd=prompt.parent,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+) -> subprocess.CompletedProcess[str]:
+    command = ["nvim", "--headless", "--clean", "-u", "NONE", "-S", str(SCRIPTS / script)]
+    plugin = {"PROMPT_LSP_NVIM_PLUGIN": str(PLUGIN), "PROMPT_LSP_NVIM_TESTS": str(SCRIPTS)}
+    return run_editor(command, prompt, timeout, {**plugin, **env})
 
 
 def test_editing_features_in_neovim(tmp_path: Path) -> None:
