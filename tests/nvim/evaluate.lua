@@ -6,32 +6,9 @@ local fail, note = h.fail, h.note
 h.run(function()
   local buf = h.open()
 
-  local function titles()
-    local out = {}
-    for _, lens in ipairs(vim.lsp.codelens.get(buf) or {}) do
-      if lens.command then
-        table.insert(out, lens.command.title)
-      end
-    end
-    return out
-  end
   h.wait_attached(buf, "codeLensProvider")
   local function wait_for_lens(pattern, ms)
-    local found
-    local done = vim.wait(ms, function()
-      vim.lsp.codelens.refresh()
-      for _, title in ipairs(titles()) do
-        if title:find(pattern) then
-          found = title
-          return true
-        end
-      end
-      return false
-    end, 500)
-    if not done then
-      fail("no lens matching " .. pattern .. "; lenses: " .. vim.inspect(titles()))
-    end
-    return found
+    return h.wait_for_lens(buf, pattern, ms, true)
   end
 
   local evaluate = wait_for_lens("^▶ Evaluate %(2 examples", 30000)

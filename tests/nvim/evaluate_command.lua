@@ -23,30 +23,8 @@ end
 h.run(function()
   local buf = h.open()
   h.wait_attached(buf, "codeLensProvider")
-  local function titles()
-    local out = {}
-    for _, lens in ipairs(vim.lsp.codelens.get(buf) or {}) do
-      if lens.command then
-        table.insert(out, lens.command.title)
-      end
-    end
-    return out
-  end
-  local function wait_for_lens(pattern, ms)
-    local found
-    local done = vim.wait(ms, function() -- no refresh here: the plugin keeps the lenses fresh
-      for _, title in ipairs(titles()) do
-        if title:find(pattern) then
-          found = title
-          return true
-        end
-      end
-      return false
-    end, 100)
-    if not done then
-      fail("no lens matching " .. pattern .. "; lenses: " .. vim.inspect(titles()))
-    end
-    return found
+  local function wait_for_lens(pattern, ms) -- no refresh: the plugin keeps the lenses fresh
+    return h.wait_for_lens(buf, pattern, ms, false)
   end
   note("before: " .. wait_for_lens("^▶ Evaluate", 30000))
   vim.cmd("PromptEvaluate")

@@ -45,4 +45,37 @@ function M.run(body)
   vim.cmd("qall!")
 end
 
+--- The titles of `buf`'s code lenses that carry a command.
+function M.lens_titles(buf)
+  local out = {}
+  for _, lens in ipairs(vim.lsp.codelens.get(buf) or {}) do
+    if lens.command then
+      table.insert(out, lens.command.title)
+    end
+  end
+  return out
+end
+
+--- Wait up to `ms` for a lens of `buf` whose title matches `pattern`, and return that title.
+--- With `refresh`, ask for the lenses at every look; without, the plugin must keep them fresh.
+function M.wait_for_lens(buf, pattern, ms, refresh)
+  local found
+  local done = vim.wait(ms, function()
+    if refresh then
+      vim.lsp.codelens.refresh()
+    end
+    for _, title in ipairs(M.lens_titles(buf)) do
+      if title:find(pattern) then
+        found = title
+        return true
+      end
+    end
+    return false
+  end, refresh and 500 or 100)
+  if not done then
+    M.fail("no lens matching " .. pattern .. "; lenses: " .. vim.inspect(M.lens_titles(buf)))
+  end
+  return found
+end
+
 return M
