@@ -292,7 +292,10 @@ class BatchDecoder:
             if request is not None and request.abort is not None and request.abort.is_set():
                 self._finish(sequence, "stop")
         count, sampled = 0, []
-        for sequence in self._sequences:
+        # generating sequences first (one token each), prompts in what room is left: a long
+        # prompt must not hold the others' next tokens back
+        reading_last = sorted(self._sequences, key=lambda s: len(s.tokens) - s.in_cache > 1)
+        for sequence in reading_last:
             if sequence.request is None or count >= STEP_TOKENS:
                 continue
             todo = sequence.tokens[sequence.in_cache : sequence.in_cache + STEP_TOKENS - count]
