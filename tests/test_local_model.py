@@ -273,16 +273,15 @@ def test_the_embedded_model_takes_the_idle_cores_unless_told(
     else:
         monkeypatch.setenv(local_model.THREADS_VARIABLE, setting)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(local_model, "idle_cores", lambda: idle)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert local_model.thread_count() == threads
+    assert local_model.thread_count(idle) == threads
 
 
 def test_idle_cores_sees_a_busy_core_at_once() -> None:
     import subprocess
     import sys
 
-    from prompt_lsp.evaluation.local_model import idle_cores
+    from prompt_lsp.evaluation.local_model import CoreMeter
 
     cores = os.cpu_count() or 1
     spinning = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -290,7 +289,9 @@ def test_idle_cores_sees_a_busy_core_at_once() -> None:
         import time
 
         time.sleep(0.2)
-        busy = idle_cores(0.3)
+        meter = CoreMeter()
+        time.sleep(0.3)
+        busy = meter.reading()
     finally:
         spinning.kill()
         spinning.wait()

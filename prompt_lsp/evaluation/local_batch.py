@@ -19,6 +19,7 @@ different batch can change a greedy choice where two tokens are nearly tied).
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -73,9 +74,7 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)  # prompt, then generated tokens
     in_cache: int = 0  # tokens[:in_cache] are in the key-value cache
     request: _Request | None = None
-    sampler: Any = None
     generated: list[int] = field(default_factory=list)
-    text: str = ""
 
 
 class BatchDecoder:
@@ -171,8 +170,6 @@ class BatchDecoder:
         if self._thread.is_alive():
             return  # a step is stuck in C: freeing under it would crash
         self._llama_cpp.llama_batch_free(self._batch)
-        for sequence in self._sequences:
-            _close_sampler(sequence)
         with contextlib.suppress(Exception):
             self._context.close()
             self._model.close()
@@ -233,12 +230,10 @@ class BatchDecoder:
             reused = own if self._cut(target, own) else 0
         if reused == 0:
             self._cut(target, -1)
-        _close_sampler(target)
         target.tokens = list(request.tokens)
         target.in_cache = reused
         target.request = request
-        target.sampler = request.sampler
-        target.generated, target.text = [], ""
+        target.generated = []
 
     def _cut(self, sequence: _Sequence, keep: int) -> bool:
         """Drop `sequence`'s cache after `keep` tokens (all of it for -1); False when the
@@ -266,7 +261,7 @@ class BatchDecoder:
         if temperature == 0 and penalties == (1.0, 0.0, 0.0):
             return None
         sampler = self._internals.LlamaSampler()
-        sampler.add_penalties(self._model.n_vocab(), _PENALTY_LAST_N, *penalties)
+        sampler.add_penalties(self._vocab_size, _PENALTY_LAST_N, *penalties)
         seed = params.get("seed")
         seed = int(seed) & 0xFFFFFFFF if seed is not None else self._llama_cpp.LLAMA_DEFAULT_SEED
         if temperature < 0:
@@ -323,12 +318,12 @@ class BatchDecoder:
         llama_cpp = self._llama_cpp
         request = sequence.request
         assert request is not None
-        if sequence.sampler is None:
+        if request.sampler is None:
             logits = llama_cpp.llama_get_logits_ith(self._context.ctx, index)
             token = int(np.ctypeslib.as_array(logits, shape=(self._vocab_size,)).argmax())
         else:
             token = llama_cpp.llama_sampler_sample(
-                sequence.sampler.sampler, self._context.ctx, index
+                request.sampler.sampler, self._context.ctx, index
             )
         if llama_cpp.llama_vocab_is_eog(self._model.vocab, token):
             self._finish(sequence, "stop")
@@ -341,23 +336,24 @@ class BatchDecoder:
         text = self._model.detokenize(sequence.generated).decode("utf-8", "ignore")
         cut = _first_stop(text, request.stops)
         if cut is not None:
-            sequence.text = text[:cut]
-            self._finish(sequence, "stop", keep_text=True)
+            self._finish(sequence, "stop", text[:cut])
         elif len(sequence.generated) >= request.max_tokens:
-            sequence.text = text
-            self._finish(sequence, "length", keep_text=True)
+            self._finish(sequence, "length", text)
 
-    def _finish(self, sequence: _Sequence, reason: str, keep_text: bool = False) -> None:
+    def _finish(self, sequence: _Sequence, reason: str, text: str | None = None) -> None:
+        """Answer the sequence's request with `text` (by default, what it generated up to
+        a stop sequence); the sequence keeps its cache for the prompts that follow."""
         request = sequence.request
         if request is None:
             return
-        if not keep_text:
+        if text is None:
             text = self._model.detokenize(sequence.generated).decode("utf-8", "ignore")
             cut = _first_stop(text, request.stops)
-            sequence.text = text if cut is None else text[:cut]
+            text = text if cut is None else text[:cut]
         sequence.request = None
+        _close_sampler(request)
         generation = Generation(
-            text=sequence.text,
+            text=text,
             prompt_tokens=len(request.tokens),
             completion_tokens=len(sequence.generated),
             finish_reason=reason,
@@ -372,24 +368,21 @@ class BatchDecoder:
             if request is not None:
                 sequence.request, sequence.in_cache = None, 0
                 self._cut(sequence, -1)
+                _close_sampler(request)
                 if not request.future.done():
                     request.future.set_exception(error)
 
     def _fail_all(self, error: Exception) -> None:
         self._fail_busy(error)
         for request in self._waiting:
+            _close_sampler(request)
             if not request.future.done():
                 request.future.set_exception(error)
         self._waiting.clear()
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
-    length = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        length += 1
-    return length
+    return len(os.path.commonprefix([a, b]))  # works on any sequences, not only paths
 
 
 def _stops(params: dict[str, Any]) -> list[str]:
@@ -401,8 +394,8 @@ def _first_stop(text: str, stops: list[str]) -> int | None:
     return min(found) if found else None
 
 
-def _close_sampler(sequence: _Sequence) -> None:
-    if sequence.sampler is not None:
+def _close_sampler(request: _Request) -> None:
+    if request.sampler is not None:
         with contextlib.suppress(Exception):
-            sequence.sampler.close()
-        sequence.sampler = None
+            request.sampler.close()
+        request.sampler = None

@@ -42,17 +42,16 @@ def thread_setting() -> int | None:
     return int(setting) if setting.isdigit() and int(setting) > 0 else None
 
 
-def thread_count(available: float | None = None) -> int:
-    """llama.cpp threads: the user's setting, else one per core available (`available`, or
-    measured now), at least one. On a loaded 2-core machine llama.cpp's threads wait for each
-    other at every layer, and two ran 6-10× slower than one; on an idle one, two are 1.5×
-    faster (see README, performance). So a core counts when three quarters of it are free."""
+def thread_count(available: float | None) -> int:
+    """llama.cpp threads: the user's setting, else one per core `available` (from a
+    `CoreMeter`; by the load average where it has no reading), at least one. On a loaded
+    2-core machine llama.cpp's threads wait for each other at every layer, and two ran 6-10×
+    slower than one; on an idle one, two are 1.5× faster (see README, performance). So a core
+    counts when three quarters of it are free."""
     setting = thread_setting()
     if setting is not None:
         return setting
     cores = os.cpu_count() or 1
-    if available is None:
-        available = idle_cores()
     if available is None:
         try:
             available = cores - os.getloadavg()[0]
@@ -87,13 +86,6 @@ def _cpu_ticks() -> tuple[int, int, int] | None:
     except (OSError, ValueError, IndexError):
         return None
     return system[3] + system[4], int(fields[11]) + int(fields[12]), sum(system)
-
-
-def idle_cores(window_s: float = 0.15) -> float | None:
-    """Cores available now, over a short window; None where there is no /proc."""
-    meter = CoreMeter()
-    time.sleep(window_s)
-    return meter.reading()
 
 
 class AdaptiveThreads:
@@ -199,6 +191,16 @@ def resolve_gguf(model_name: str) -> Path:
     if not path.is_file():
         raise LocalModelError(f"GGUF file not found: {path}")
     return path
+
+
+async def complete(
+    model_name: str, messages: list[dict[str, Any]], params: dict[str, Any]
+) -> Generation:
+    """One completion of `local/<model_name>` for chat `messages`, in the worker process."""
+    from prompt_lsp.evaluation import local_worker
+
+    prompt = render_plain_prompt(messages)
+    return await local_worker.agenerate(resolve_gguf(model_name), prompt, params)
 
 
 def decoded_together(model_name: str) -> int:
@@ -322,12 +324,9 @@ def make_local_provider() -> Any:
             return fill(kwargs["model_response"], model, generation)
 
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
-            from prompt_lsp.evaluation import local_worker
-
             params = dict(kwargs.get("optional_params") or {})
             try:
-                prompt = render_plain_prompt(messages)
-                generation = await local_worker.agenerate(resolve_gguf(model), prompt, params)
+                generation = await complete(model, messages, params)
             except LocalModelError as err:
                 raise as_litellm_error(err, model) from err
             return fill(kwargs["model_response"], model, generation)

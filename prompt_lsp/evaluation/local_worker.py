@@ -395,24 +395,24 @@ class _Serve:
                 self.emit({"id": request_id, "event": "token", "count": count})
 
         def reply(future: Future[Generation]) -> None:
-            self.aborts.pop(request_id, None)
-            error = future.exception()
-            if error is None:
-                self.emit({"id": request_id, "event": "done", **asdict(future.result())})
-            else:
-                self.emit({"id": request_id, "event": "error", "message": _error_text(error)})
+            self.answer(request_id, future.exception() or future.result())
 
         try:
             engine = engine_for(Path(str(job["gguf"])))
             future = engine.submit(
                 str(job["prompt"]), dict(job.get("params") or {}), abort, progress
             )
-        except Exception as err:  # noqa: BLE001 - a bug must not leave the parent waiting
-            failed: Future[Generation] = Future()
-            failed.set_exception(err)
-            reply(failed)
+        except Exception as err:  # a bug must not leave the parent waiting
+            self.answer(request_id, err)
         else:
             future.add_done_callback(reply)
+
+    def answer(self, request_id: int, outcome: Generation | BaseException) -> None:
+        self.aborts.pop(request_id, None)
+        if isinstance(outcome, BaseException):
+            self.emit({"id": request_id, "event": "error", "message": _error_text(outcome)})
+        else:
+            self.emit({"id": request_id, "event": "done", **asdict(outcome)})
 
 
 def _error_text(error: BaseException) -> str:

@@ -420,11 +420,9 @@ async def local_transport(
 ) -> ModelReply:
     """One generation of `local/<name>` in the worker process, as the litellm provider would
     make it (`local_model.make_local_provider`)."""
-    from prompt_lsp.evaluation import local_worker
-    from prompt_lsp.evaluation.local_model import render_plain_prompt, resolve_gguf
+    from prompt_lsp.evaluation.local_model import complete
 
-    gguf = resolve_gguf(model.split("/", 1)[1])
-    generation = await local_worker.agenerate(gguf, render_plain_prompt(messages), dict(config))
+    generation = await complete(model.split("/", 1)[1], messages, dict(config))
     return ModelReply(generation.text, generation.prompt_tokens, generation.completion_tokens)
 
 

@@ -315,10 +315,11 @@ def plan_run(
     concurrency = _positive_int(
         options.concurrency or run.concurrency, "--concurrency", DEFAULT_CONCURRENCY
     )
+    default_timeout = DEFAULT_TIMEOUT_S
     if is_local_model(model):
         # as many as the worker decodes together: more would wait there, on their timeout
         concurrency = min(concurrency, decoded_together(model.split("/", 1)[1]))
-    default_timeout = LOCAL_TIMEOUT_S if is_local_model(model) else DEFAULT_TIMEOUT_S
+        default_timeout = LOCAL_TIMEOUT_S
     timeout_s = _positive_number(options.timeout or run.timeout, "--timeout", default_timeout)
     use_cache = options.use_cache and run.cache is not False
     config = dict(doc.settings.config)

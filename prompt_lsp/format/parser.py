@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TypeVar
 
 from prompt_lsp.catalog.tokens import lookup_token
 from prompt_lsp.format.body import PROMPTY_ROLE_MARKER, ROLE_MARKER, find_tokens, split_messages
 from prompt_lsp.format.frontmatter import parse_front_matter
 from prompt_lsp.format.handlebars import analyse_handlebars_cached
 from prompt_lsp.format.language import Dialect, TemplateLanguage, detect_format
-from prompt_lsp.format.model import Position, Problem, PromptDocument, Range
+from prompt_lsp.format.model import (
+    JinjaBlock,
+    NameUse,
+    Position,
+    Problem,
+    PromptDocument,
+    Range,
+    TokenUse,
+)
 from prompt_lsp.format.mustache import analyse_mustache_cached
 from prompt_lsp.format.settings import read_settings, without_named_schema_problems
 from prompt_lsp.format.template import TemplateAnalysis, analyse_template_cached
@@ -228,6 +237,8 @@ def _only_prose_changed(doc: PromptDocument, previous: PromptDocument, line: int
     )
 
 
+_Ranged = TypeVar("_Ranged", NameUse, JinjaBlock, TokenUse)
+
 # Characters that may make or unmake Jinja syntax next to them (`{%`, `#}`, …).
 _DELIMITING = re.compile(r"[{}<>\[\]%#]")
 
@@ -271,7 +282,7 @@ def _data_edit(doc: PromptDocument, previous: PromptDocument, line: int) -> _Dat
         for t in previous.tokens
     ):
         return None  # next to a special token or an angle tag: it may be another one now
-    offset = sum(len(text) + 1 for text in previous.lines[doc.body_start_line : line]) + start
+    offset = _body_offset(previous, doc.body_start_line, line) + start
     if not any(s <= offset and offset + len(removed) <= e for s, e in previous.data_spans):
         return None
     return _DataEdit(line, start, len(removed), len(inserted) - len(removed), offset)
@@ -288,29 +299,32 @@ def _reuse_analysis(doc: PromptDocument, previous: PromptDocument, edit: _DataEd
 
         return Range(position(rng.start), position(rng.end))
 
-    def on_line(rng: Range) -> bool:
-        return rng.start.line == edit.line or rng.end.line == edit.line
+    def shifted(items: list[_Ranged]) -> list[_Ranged]:
+        return [
+            dataclasses.replace(item, range=moved(item.range))
+            if edit.line in (item.range.start.line, item.range.end.line)
+            else item
+            for item in items
+        ]
 
-    doc.names = [
-        dataclasses.replace(n, range=moved(n.range)) if on_line(n.range) else n
-        for n in previous.names
-    ]
-    doc.blocks = [
-        dataclasses.replace(b, range=moved(b.range)) if on_line(b.range) else b
-        for b in previous.blocks
-    ]
-    doc.tokens = [
-        dataclasses.replace(t, range=moved(t.range)) if on_line(t.range) else t
-        for t in previous.tokens
-    ]
+    doc.names, doc.blocks, doc.tokens = (
+        shifted(previous.names),
+        shifted(previous.blocks),
+        shifted(previous.tokens),
+    )
     doc.data_spans = _moved_spans(previous.data_spans, edit)
 
 
 def _line_edit(doc: PromptDocument, previous: PromptDocument, line: int) -> _DataEdit:
     """The changed `line` (`_only_prose_changed`) as an edit of the whole line."""
-    offset = sum(len(text) + 1 for text in previous.lines[doc.body_start_line : line])
+    offset = _body_offset(previous, doc.body_start_line, line)
     old = len(previous.lines[line])
     return _DataEdit(line, 0, old, len(doc.lines[line]) - old, offset)
+
+
+def _body_offset(doc: PromptDocument, body_start: int, line: int) -> int:
+    """Where `line` starts in `doc`'s template body (the text after the front matter)."""
+    return sum(len(text) + 1 for text in doc.lines[body_start:line])
 
 
 def _moved_spans(spans: list[tuple[int, int]], edit: _DataEdit) -> list[tuple[int, int]]:
